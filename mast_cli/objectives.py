@@ -1,0 +1,381 @@
+"""Objectives: ℓ2-regularized logistic regression and its non-convex variant.
+
+Mean convention (mast-theory §1.1, §3.2)::
+
+    f(x) = (1/n) Σ_i log(1 + exp(−b_i a_iᵀx)) + r(x),
+
+with r(x) = (λ/2)‖x‖² (:class:`LogisticL2`, the paper's experiments) or
+r(x) = λ Σ_j x_j²/(1 + x_j²) (:class:`LogisticNonconvex`, a standard non-convex
+test problem used to check the non-convex theorems on a truly non-convex f).
+
+Every method accepts one point ``x`` of shape (d,) or a batch ``X`` of shape (d, R)
+whose columns are points; batches cost one sparse·dense product per direction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.special import expit
+
+from .errors import MastError
+
+__all__ = [
+    "LogisticL2",
+    "LogisticNonconvex",
+    "make_objective",
+    "OBJECTIVES",
+    "spectral_norm_sq",
+    "solve_erm",
+    "minimize_newton",
+    "per_sample_inf",
+]
+
+
+def _logistic_loss(z):
+    """log(1 + exp(−z)), stable for any z."""
+    return np.logaddexp(0.0, -z)
+
+
+def spectral_norm_sq(A):
+    """λ_max(AᵀA) for a sparse or dense A (dense eigensolver when d ≤ 1000, else ARPACK)."""
+    d = A.shape[1]
+    if d <= 1000:
+        G = (A.T @ A)
+        G = G.toarray() if sp.issparse(G) else np.asarray(G)
+        return float(np.linalg.eigvalsh(G)[-1])
+    op = spla.LinearOperator((d, d), matvec=lambda u: A.T @ (A @ u), dtype=np.float64)
+    return float(spla.eigsh(op, k=1, which="LA", return_eigenvectors=False, tol=1e-10)[0])
+
+
+class _Logistic:
+    """Shared logistic datafit; subclasses add the penalty r(x)."""
+
+    name = "logreg"
+    #: True when f is μ-strongly convex with μ = self.mu > 0 (or convex with μ = 0).
+    convex = True
+
+    def __init__(self, A, b, lam=1e-3):
+        if not np.isfinite(lam) or lam < 0:
+            raise MastError(f"lambda {lam} must be a finite number >= 0")
+        self.A = sp.csr_matrix(A, dtype=np.float64)
+        self.b = np.asarray(b, dtype=np.float64)
+        self.lam = float(lam)
+        self.n, self.d = self.A.shape
+        self._AT = self.A.T.tocsr()
+        self._norm_sq = None
+
+    # --- penalty (overridden) ---------------------------------------------------
+    def _pen(self, X):
+        raise NotImplementedError
+
+    def _pen_grad(self, X):
+        raise NotImplementedError
+
+    def _pen_hess_diag(self, X):
+        raise NotImplementedError
+
+    # --- datafit ----------------------------------------------------------------
+    def margins(self, X):
+        """z = b ⊙ (A x), shape (n,) or (n, R)."""
+        AX = self.A @ X
+        return AX * (self.b if AX.ndim == 1 else self.b[:, None])
+
+    def _back(self, W):
+        """Aᵀ(b ⊙ W) / n for W of shape (n,) or (n, R)."""
+        bW = W * (self.b if W.ndim == 1 else self.b[:, None])
+        return (self._AT @ bW) / self.n
+
+    def value(self, X):
+        """f(x) (float) or f at each column of X (shape (R,))."""
+        return _logistic_loss(self.margins(X)).mean(axis=0) + self._pen(X)
+
+    def value_grad(self, X):
+        """(f, ∇f) at x or at each column of X, sharing the product A·X."""
+        z = self.margins(X)
+        val = _logistic_loss(z).mean(axis=0) + self._pen(X)
+        grad = self._back(-expit(-z)) + self._pen_grad(X)
+        return val, grad
+
+    def grad(self, X):
+        """∇f(x) = −(1/n) Aᵀ(b ⊙ σ(−b ⊙ Ax)) + ∇r(x) (mast-theory §3.2)."""
+        return self.value_grad(X)[1]
+
+    def hessp(self, x, U):
+        """∇²f(x)·u for one point x and one direction u (d,) or several (d, k)."""
+        z = self.margins(x)
+        w = expit(z) * expit(-z)
+        AU = self.A @ U
+        out = self._AT @ (AU * (w if AU.ndim == 1 else w[:, None])) / self.n
+        h = self._pen_hess_diag(x)
+        return out + (h * U if U.ndim == 1 else h[:, None] * U)
+
+    def hessp_batch(self, X, U):
+        """Column-wise ∇²f(x_r)·u_r for X, U of shape (d, R)."""
+        z = self.margins(X)
+        w = expit(z) * expit(-z)
+        return self._AT @ (w * (self.A @ U)) / self.n + self._pen_hess_diag(X) * U
+
+    def hessian(self, x):
+        """Dense ∇²f(x) (d × d)."""
+        z = self.margins(x)
+        w = expit(z) * expit(-z) / self.n
+        H = self._AT @ sp.diags(w) @ self.A
+        H = H.toarray() if sp.issparse(H) else np.asarray(H)
+        H[np.diag_indices(self.d)] += self._pen_hess_diag(x)
+        return H
+
+    def per_sample_grads(self, x):
+        """∇f_i(x) for every row i, dense (n, d): −b_i σ(−z_i) a_i + ∇r(x)."""
+        c = -expit(-self.margins(x)) * self.b
+        G = sp.diags(c) @ self.A
+        return G.toarray() + self._pen_grad(x)[None, :]
+
+    def per_sample_values(self, x):
+        """f_i(x) for every row i (shape (n,))."""
+        return _logistic_loss(self.margins(x)) + self._pen(x)
+
+    # --- sampled gradients (Algorithm 1 (II)) ------------------------------------
+    def grad_rows(self, X, rows, cols, weights):
+        """Gradient estimates built from selected rows, for many trajectories at once.
+
+        Column r of the result is Σ_{k: cols_k = r} weights_k ∇φ_{rows_k}(x_r) + ∇r(x_r),
+        where φ_i is the logistic term of row i.  With weights 1/τ over a τ-subset this
+        is the minibatch gradient; with 1/(n q_i τ) importance sampling.
+
+        Parameters
+        ----------
+        X : ndarray (d, R)
+        rows, cols : int arrays (m,)
+            Row index and trajectory (column) of each selected sample.
+        weights : float array (m,)
+
+        Returns
+        -------
+        ndarray (d, R)
+        """
+        R = X.shape[1]
+        Asub = self.A[rows]
+        z = np.asarray(Asub.multiply(X[:, cols].T).sum(axis=1)).ravel() * self.b[rows]
+        c = -expit(-z) * self.b[rows] * weights
+        P = sp.csr_matrix((c, (np.arange(rows.size), cols)), shape=(rows.size, R))
+        G = Asub.T @ P
+        G = G.toarray() if sp.issparse(G) else np.asarray(G)
+        return G + self._pen_grad(X)
+
+    # --- constants ----------------------------------------------------------------
+    @property
+    def data_norm_sq(self):
+        """λ_max(AᵀA)."""
+        if self._norm_sq is None:
+            self._norm_sq = spectral_norm_sq(self.A)
+        return self._norm_sq
+
+    def row_norms_sq(self):
+        """‖a_i‖² for every row."""
+        return np.asarray(self.A.multiply(self.A).sum(axis=1)).ravel()
+
+    def smoothness_per_sample(self):
+        """L_i = ‖a_i‖²/4 + L_r (mast-theory §3.2)."""
+        return self.row_norms_sq() / 4.0 + self._pen_smoothness()
+
+    def smoothness(self):
+        """L_f = λ_max(AᵀA)/(4n) + L_r, an upper bound on sup_x λ_max(∇²f(x))."""
+        return self.data_norm_sq / (4.0 * self.n) + self._pen_smoothness()
+
+    def hessian_bound(self):
+        """H = AᵀA/(4n) + L_r·I ⪰ ∇²f(x) for all x (dense d × d)."""
+        G = (self._AT @ self.A)
+        G = G.toarray() if sp.issparse(G) else np.asarray(G)
+        H = G / (4.0 * self.n)
+        H[np.diag_indices(self.d)] += self._pen_smoothness()
+        return H
+
+    def with_rows(self, rows):
+        """The same objective restricted to a subset of rows (e.g. one worker's data)."""
+        return type(self)(self.A[rows], self.b[rows], self.lam)
+
+
+class LogisticL2(_Logistic):
+    """ℓ2-regularized logistic regression, μ_f = λ, L_f = λ_max(AᵀA)/(4n) + λ.
+
+    Parameters
+    ----------
+    A : sparse matrix (n, d)
+    b : ndarray (n,) with values in {−1, +1}
+    lam : float, default=1e-3
+        Regularization λ ≥ 0 (mean convention: sklearn's ``C = 1/(n λ)``).
+    """
+
+    name = "logreg"
+    convex = True
+
+    @property
+    def mu(self):
+        """Strong-convexity constant μ_f = λ."""
+        return self.lam
+
+    def _pen(self, X):
+        return 0.5 * self.lam * np.sum(X * X, axis=0)
+
+    def _pen_grad(self, X):
+        return self.lam * X
+
+    def _pen_hess_diag(self, X):
+        return np.full(X.shape, self.lam)
+
+    def _pen_smoothness(self):
+        return self.lam
+
+
+class LogisticNonconvex(_Logistic):
+    """Logistic loss + λ Σ_j x_j²/(1 + x_j²): non-convex, f ≥ 0, L = λ_max(AᵀA)/(4n) + 2λ.
+
+    The penalty's second derivative 2λ(1 − 3x²)/(1 + x²)³ lies in [−λ/2, 2λ].
+    """
+
+    name = "logreg-nonconvex"
+    convex = False
+    mu = 0.0
+
+    def _pen(self, X):
+        X2 = X * X
+        return self.lam * np.sum(X2 / (1.0 + X2), axis=0)
+
+    def _pen_grad(self, X):
+        return 2.0 * self.lam * X / (1.0 + X * X) ** 2
+
+    def _pen_hess_diag(self, X):
+        X2 = X * X
+        return 2.0 * self.lam * (1.0 - 3.0 * X2) / (1.0 + X2) ** 3
+
+    def _pen_smoothness(self):
+        return 2.0 * self.lam
+
+
+OBJECTIVES = {"logreg": LogisticL2, "logreg-nonconvex": LogisticNonconvex}
+
+
+def make_objective(name, A, b, lam=1e-3):
+    """Build an objective by name (``logreg`` or ``logreg-nonconvex``)."""
+    if name not in OBJECTIVES:
+        raise MastError(f"unknown objective '{name}'; choose one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name](A, b, lam)
+
+
+# --- solvers ---------------------------------------------------------------------
+
+def minimize_newton(value_grad, hess, x0, tol=1e-12, max_iter=200):
+    """Damped Newton's method with a gradient-norm stopping rule.
+
+    Parameters
+    ----------
+    value_grad : callable x -> (f, ∇f)
+    hess : callable x -> ndarray (d, d) or scipy LinearOperator
+        Dense Hessians are factorized (Cholesky, with a shift if not positive
+        definite); operators are solved inexactly by conjugate gradients.
+    x0 : ndarray (d,)
+    tol : float, default=1e-12
+        Stop when ‖∇f(x)‖ ≤ tol.
+    max_iter : int
+
+    Returns
+    -------
+    x : ndarray (d,)
+    info : dict with ``grad_norm``, ``iterations``, ``converged``.
+    """
+    x = np.array(x0, dtype=np.float64)
+    f, g = value_grad(x)
+    gn = float(np.linalg.norm(g))
+    it = 0
+    for it in range(1, max_iter + 1):
+        if gn <= tol:
+            it -= 1
+            break
+        H = hess(x)
+        if isinstance(H, np.ndarray):
+            shift = 0.0
+            while True:
+                try:
+                    c = scipy.linalg.cho_factor(H + shift * np.eye(len(x)))
+                    break
+                except np.linalg.LinAlgError:
+                    shift = max(2 * shift, 1e-8 * max(1.0, np.abs(H).max()))
+            p = -scipy.linalg.cho_solve(c, g)
+        else:
+            rtol = min(0.5, np.sqrt(gn))
+            p, _ = spla.cg(H, -g, rtol=rtol, maxiter=10 * len(x))
+        step, improved = 1.0, False
+        while step > 1e-12:
+            xn = x + step * p
+            fn, gnew = value_grad(xn)
+            gnn = float(np.linalg.norm(gnew))
+            if fn <= f + 1e-4 * step * float(g @ p) or (gnn < gn and fn <= f + 1e-14 * abs(f)):
+                improved = True
+                break
+            step *= 0.5
+        if not improved:
+            break
+        x, f, g, gn = xn, fn, gnew, gnn
+    return x, {"grad_norm": gn, "iterations": it, "converged": gn <= tol, "value": float(f)}
+
+
+def solve_erm(obj, tol=1e-12, x0=None, max_iter=200):
+    """Exact ERM solution x* = argmin f by Newton's method on the dense Hessian.
+
+    Reaches ‖∇f(x*)‖ ≤ ``tol`` (1e-12 by default) on LIBSVM data; for the
+    non-convex objective it returns a local minimizer (shifted Newton).
+
+    Returns
+    -------
+    x_star : ndarray (d,)
+    info : dict (``value`` = f(x*), ``grad_norm``, ``iterations``, ``converged``)
+    """
+    x0 = np.zeros(obj.d) if x0 is None else x0
+    if obj.d <= 3000:
+        hess = obj.hessian
+    else:
+        def hess(x):
+            return spla.LinearOperator((obj.d, obj.d), matvec=lambda u: obj.hessp(x, u),
+                                       dtype=np.float64)
+    return minimize_newton(obj.value_grad, hess, x0, tol=tol, max_iter=max_iter)
+
+
+def per_sample_inf(obj, tol=1e-14, max_iter=100):
+    """f_i^inf = min_x f_i(x) for ℓ2-logistic rows, and their mean \\bar f^inf.
+
+    For f_i(x) = log(1 + exp(−b_i a_iᵀx)) + (λ/2)‖x‖² the minimizer is x = t b_i a_i
+    with t solving the 1-D problem min_t log(1 + exp(−t r)) + (λ/2) t² r, r = ‖a_i‖²
+    (mast-theory §3.2).  Solved for all rows at once by safeguarded Newton on
+    g(t) = −σ(−t r) + λ t, which is increasing with g(0) = −1/2 and g(1/λ) > 0.
+
+    Returns
+    -------
+    f_inf_i : ndarray (n,)
+    bar_f_inf : float
+    """
+    if not isinstance(obj, LogisticL2):
+        raise MastError("per-sample infima are implemented for the ℓ2 objective only")
+    lam = obj.lam
+    r = obj.row_norms_sq()
+    if lam == 0:
+        return np.zeros_like(r), 0.0
+    lo, hi = np.zeros_like(r), np.full_like(r, 1.0 / lam)
+    t = np.zeros_like(r)
+    for _ in range(max_iter):
+        s = expit(-t * r)
+        g = -s + lam * t
+        lo = np.where(g < 0, t, lo)
+        hi = np.where(g > 0, t, hi)
+        dg = r * s * (1 - s) + lam
+        tn = t - g / dg
+        bad = (tn <= lo) | (tn >= hi)
+        tn = np.where(bad, 0.5 * (lo + hi), tn)
+        if np.max(np.abs(tn - t)) <= tol * max(1.0, np.max(np.abs(t))):
+            t = tn
+            break
+        t = tn
+    vals = _logistic_loss(t * r) + 0.5 * lam * t * t * r
+    return vals, float(vals.mean())

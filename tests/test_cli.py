@@ -1,0 +1,81 @@
+"""CLI behaviour through click's CliRunner (the same entry point as the console script)."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy.sparse.linalg import svds
+
+from mast_cli.cli import cli
+from mast_cli.data import load_libsvm_file
+from tests.conftest import shared_file
+
+
+def invoke(args):
+    """Run through MastGroup.main (one-line errors, exit codes) with stderr merged into output."""
+    return CliRunner().invoke(cli, args, prog_name="mast")
+
+
+run_main = invoke
+
+
+def test_version_and_help():
+    res = invoke(["--version"])
+    assert res.exit_code == 0 and "mast" in res.output
+    for cmd in ([], ["constants"], ["datasets"]):
+        res = invoke(cmd + ["--help"])
+        assert res.exit_code == 0 and "Usage" in res.output
+
+
+def test_constants_json_on_a_file_path():
+    path = shared_file("australian_scale")
+    res = invoke(["constants", "--dataset", str(path), "--sketch", "bernoulli", "--p", "0.5", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    ds = load_libsvm_file(path)
+    sigma = svds(ds.X, k=1, return_singular_vectors=False)[0]
+    assert out["n"] == ds.n and out["d"] == ds.d == 14
+    assert out["L_f"] == pytest.approx(sigma ** 2 / (4 * ds.n) + 1e-3, rel=1e-9)
+    assert (out["L_D"], out["mu_D"], out["L_S_max"], out["sparsity"]) == (2.0, 2.0, 4.0, 0.5)
+    assert out["L_f"] <= out["L_fD_tight"] <= out["L_f"] * 2
+    assert out["grad_norm_at_x_star"] <= 1e-12
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["constants", "--sketch", "bernoulli", "--p", "1.5"], "p=1.5"),
+    (["constants", "--sketch", "bernoulli", "--p", "0"], "p=0"),
+    (["constants", "--sketch", "rand-k", "--k", "0"], "K=0"),
+    (["constants", "--sketch", "rand-k", "--k", "500"], "K=500"),
+    (["constants", "--sketch", "perm-k", "--workers", "0"], "M=0"),
+    (["constants", "--lam", "-1"], "-1"),
+    (["constants", "--sketch", "zebra"], "zebra"),
+    (["constants", "--dataset", "no-such-set"], "no-such-set"),
+    (["constants", "--dataset", "/nonexistent/file.bz2"], "/nonexistent/file.bz2"),
+    (["constants", "--objective", "svm"], "svm"),
+    (["constants", "--bogus"], "--bogus"),
+])
+def test_bad_input_one_line_exit_2(args, needle):
+    res = run_main(args)
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and needle in lines[0]
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("content, needle", [("1 1:1\n1 2:1\n", "single class"),
+                                             ("1 1:1\n2 2:1\n3 3:1\n", "3 classes"),
+                                             ("garbage", "cannot read")])
+def test_bad_files_via_cli(tmp_path, content, needle):
+    f = tmp_path / "bad.txt"
+    f.write_text(content)
+    res = run_main(["constants", "--dataset", str(f)])
+    assert res.exit_code == 2 and needle in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_datasets_lists_bundled():
+    res = invoke(["datasets", "--json"])
+    rows = json.loads(res.output)
+    names = {r["name"]: r for r in rows}
+    assert names["a1a"]["n"] == 1605 and names["a1a"]["d"] == 123 and names["a1a"]["n_test"] == 30956
+    assert names["a1a"]["where"].startswith("bundled")

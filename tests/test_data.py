@@ -1,0 +1,87 @@
+import bz2
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mast_cli.data import load_dataset, load_libsvm_file, list_datasets, published_width
+from mast_cli.errors import MastError
+from tests.conftest import shared_file
+
+
+@pytest.mark.parametrize("name, n, d, raw_labels", [
+    ("a1a", 1605, 123, (-1, 1)),
+    ("w1a", 2477, 300, (-1, 1)),
+    ("mushrooms", 8124, 112, (1, 2)),
+    ("breast-cancer", 683, 10, (2, 4)),
+    ("svmguide1", 3089, 4, (0, 1)),
+    ("australian", 690, 14, (-1, 1)),
+])
+def test_real_files_widths_and_labels(name, n, d, raw_labels):
+    ds = load_libsvm_file(shared_file(name))
+    assert ds.X.shape == (n, d)
+    assert sp.isspmatrix_csr(ds.X) and ds.X.dtype == np.float64
+    assert set(np.unique(ds.y)) == {-1.0, 1.0}
+    assert ds.label_map == {float(raw_labels[0]): -1.0, float(raw_labels[1]): 1.0}
+
+
+def test_test_split_widths_agree():
+    ds = load_libsvm_file(shared_file("a9a"))       # a9a.t parses as 122 columns
+    assert ds.X_test is not None and ds.X_test.shape == (16281, 123) and ds.X.shape[1] == 123
+    ds = load_libsvm_file(shared_file("a1a"))       # a1a parses as 119 columns
+    assert ds.X.shape == (1605, 123) and ds.X_test.shape == (30956, 123)
+
+
+def test_unknown_width_takes_max_of_both(tmp_path):
+    (tmp_path / "toy").write_text("1 1:1\n-1 2:1\n")
+    (tmp_path / "toy.t").write_text("1 5:1\n-1 2:1\n")
+    ds = load_libsvm_file(tmp_path / "toy")
+    assert ds.X.shape == (2, 5) and ds.X_test.shape == (2, 5)
+
+
+def test_bundled_name_resolves_with_test_split():
+    ds = load_dataset("a1a")
+    assert "datasets" in ds.source and ds.X_test.shape == (30956, 123)
+    assert published_width("a5a") == 123 and published_width("w8a.t") == 300
+
+
+def test_mast_data_dir(tmp_path, monkeypatch):
+    (tmp_path / "mine.bz2").write_bytes(bz2.compress(b"2 1:1 3:0.5\n4 2:1\n"))
+    monkeypatch.setenv("MAST_DATA_DIR", str(tmp_path))
+    ds = load_dataset("mine")
+    assert ds.X.shape == (2, 3) and list(ds.y) == [-1.0, 1.0]
+    assert any(r["name"] == "mine" for r in list_datasets())
+
+
+@pytest.mark.parametrize("content, match", [
+    ("1 1:1\n1 2:1\n", "single class"),
+    ("1 1:1\n2 2:1\n3 1:2\n", "3 classes"),
+    ("1 0:1\n-1 2:1\n", "Invalid index 0"),
+    ("1 -2:1\n-1 2:1\n", "Invalid index -2"),
+    ("1 x:1\n-1 2:1\n", "cannot read"),
+    ("1 1:nan\n-1 2:1\n", "non-finite"),
+    ("", "no samples"),
+])
+def test_bad_files(tmp_path, content, match):
+    f = tmp_path / "bad.svm"
+    f.write_text(content)
+    with pytest.raises(MastError, match=match):
+        load_libsvm_file(f)
+
+
+def test_bad_paths(tmp_path):
+    with pytest.raises(MastError, match="does not exist"):
+        load_dataset(str(tmp_path / "missing.bz2"))
+    with pytest.raises(MastError, match="directory"):
+        load_libsvm_file(tmp_path)
+    (tmp_path / "corrupt.bz2").write_bytes(b"not bzip2 at all")
+    with pytest.raises(MastError, match="cannot read"):
+        load_dataset(str(tmp_path / "corrupt.bz2"))
+
+
+def test_unknown_name_offline_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setattr("mast_cli.data._libsvmdata_home", lambda: tmp_path)
+    with pytest.raises(MastError, match="MAST_DATA_DIR"):
+        load_dataset("no-such-dataset")
+    with pytest.raises(MastError, match="libsvmdata cache"):
+        load_dataset("a5a")  # a real LIBSVM name, but offline and not cached
