@@ -1,0 +1,183 @@
+"""Shared machinery of the batched engine: per-trajectory random streams, chunked
+sketch/row sampling, divergence bookkeeping and logging.
+
+R trajectories are the columns of one (d, R) array.  Randomness is drawn per
+trajectory from its own stream, ``SeedSequence(seed).spawn(3)`` (sketches, data
+rows, algorithm coins), in chunks of :data:`CHUNK` steps: the Python loop over
+trajectories runs once per chunk, never once per step, and a trajectory's draws
+depend only on its seed and its own parameters, not on the batch it runs in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["CHUNK", "streams", "SketchBank", "RowBank", "History", "Recorder", "log_iterations"]
+
+#: Steps drawn ahead per trajectory (fixed: the draws must not depend on the batch).
+CHUNK = 32
+
+
+def streams(seed, n=3):
+    """Independent generators of one trajectory: ``SeedSequence(seed).spawn(n)``.
+
+    Index 0 draws sketches, 1 data rows, 2 algorithm coins (Algorithm 3).
+    """
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(n)]
+
+
+class SketchBank:
+    """Sketch diagonals for all trajectories, refilled every :data:`CHUNK` steps.
+
+    Parameters
+    ----------
+    sketches : list of Sketch, length R
+    rngs : list of numpy.random.Generator, length R
+    draw : callable (sketch, rng, size) -> array (size, ...), optional
+        How one trajectory draws ``size`` steps' worth of sketches; defaults to
+        ``sketch.sample``.  Algorithm 2 passes one that draws M per step.
+    """
+
+    def __init__(self, sketches, rngs, draw=None):
+        self.sketches, self.rngs = sketches, rngs
+        self.draw = draw or (lambda sk, rng, size: sk.sample(rng, size))
+        self._bank, self._pos = None, CHUNK
+
+    def next(self):
+        """The next step's sketches: array (..., d, R) (last axis = trajectory)."""
+        if self._pos == CHUNK:
+            parts = [self.draw(sk, rng, CHUNK) for sk, rng in zip(self.sketches, self.rngs)]
+            # (R, CHUNK, ..., d) -> (CHUNK, ..., d, R)
+            self._bank = np.moveaxis(np.stack(parts), 0, -1)
+            self._pos = 0
+        out = self._bank[self._pos]
+        self._pos += 1
+        return out
+
+
+def sample_rows_without_replacement(rng, n, tau, size):
+    """``size`` independent uniform τ-subsets of [n] (rows of an int array (size, τ)).
+
+    Floyd's algorithm vectorized over the ``size`` subsets for τ ≤ n/4, random keys
+    otherwise.
+    """
+    if tau >= n:
+        return np.broadcast_to(np.arange(n), (size, n)).copy()
+    if 4 * tau > n:
+        return np.argpartition(rng.random((size, n)), tau - 1, axis=1)[:, :tau]
+    out = np.empty((size, tau), dtype=np.int64)
+    for c, j in enumerate(range(n - tau, n)):
+        t = rng.integers(0, j + 1, size=size)
+        dup = (out[:, :c] == t[:, None]).any(axis=1)
+        out[:, c] = np.where(dup, j, t)
+    return out
+
+
+class RowBank:
+    """Minibatch rows and weights for all trajectories (Algorithm 1 (II)).
+
+    ``sampling='uniform'``: τ rows without replacement, weights 1/τ.
+    ``sampling='importance'``: τ i.i.d. rows with q_i ∝ L_i, weights 1/(n q_i τ).
+    Both give an unbiased estimate of ∇f at any point.
+    """
+
+    def __init__(self, n, taus, rngs, sampling="uniform", q=None):
+        self.n, self.taus, self.rngs = n, list(taus), rngs
+        self.sampling, self.q = sampling, q
+        self._bank, self._pos = None, CHUNK
+
+    def _draw(self, tau, rng):
+        if self.sampling == "uniform":
+            rows = sample_rows_without_replacement(rng, self.n, tau, CHUNK)
+            return rows, np.full(rows.shape, 1.0 / tau)
+        rows = rng.choice(self.n, size=(CHUNK, tau), p=self.q)
+        return rows, 1.0 / (self.n * self.q[rows] * tau)
+
+    def next(self):
+        """(rows, cols, weights) flat arrays for one step, cols = trajectory index."""
+        if self._pos == CHUNK:
+            self._bank = [self._draw(t, r) for t, r in zip(self.taus, self.rngs)]
+            self._pos = 0
+        rows, cols, w = [], [], []
+        for r, (rr, ww) in enumerate(self._bank):
+            rows.append(rr[self._pos])
+            w.append(ww[self._pos])
+            cols.append(np.full(rr.shape[1], r))
+        self._pos += 1
+        return np.concatenate(rows), np.concatenate(cols), np.concatenate(w)
+
+
+def log_iterations(iters, log_every):
+    """Iterations at which metrics are logged: 0, every ``log_every``, and the last."""
+    pts = list(range(0, iters + 1, max(1, int(log_every))))
+    if pts[-1] != iters:
+        pts.append(iters)
+    return pts
+
+
+@dataclass
+class History:
+    """Logged metrics of R trajectories.
+
+    Attributes
+    ----------
+    iterations : ndarray (L,)
+    metrics : dict name -> ndarray (L, R)  (NaN after a trajectory diverged)
+    x_final : ndarray (d, R)  (last finite iterate of each trajectory)
+    diverged_at : ndarray (R,) int  (first iteration with a non-finite iterate, −1 if none)
+    extra : dict  (algorithm-specific arrays, e.g. best-validation iterates)
+    """
+
+    iterations: np.ndarray
+    metrics: dict
+    x_final: np.ndarray
+    diverged_at: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def status(self):
+        """'ok' or 'diverged' per trajectory."""
+        return np.where(self.diverged_at >= 0, "diverged", "ok")
+
+
+class Recorder:
+    """Divergence tracking and metric logging shared by the algorithms."""
+
+    def __init__(self, X, iters, log_every, metrics_fn):
+        self.points = log_iterations(iters, log_every)
+        self._next = 0
+        self.metrics_fn = metrics_fn
+        self.R = X.shape[1]
+        self.diverged_at = np.full(self.R, -1)
+        self.alive = np.ones(self.R, dtype=bool)
+        self.last_good = X.copy()
+        self.rows = {}
+
+    def check(self, X, t):
+        """Mark columns of X that became non-finite at iteration t; reset them to their
+        last finite value so the batch stays finite (their later values are ignored)."""
+        bad = self.alive & ~np.isfinite(X).all(axis=0)
+        if bad.any():
+            self.diverged_at[bad] = t
+            self.alive &= ~bad
+            X[:, bad] = self.last_good[:, bad]
+        return bad
+
+    def log(self, X, t):
+        """Record metrics at iteration t if it is a log point; remember finite iterates."""
+        self.last_good[:, self.alive] = X[:, self.alive]
+        if self._next < len(self.points) and self.points[self._next] == t:
+            self._next += 1
+            if self.metrics_fn is not None:
+                vals = self.metrics_fn(X)
+                for name, v in vals.items():
+                    v = np.array(v, dtype=np.float64)
+                    v[~self.alive] = np.nan
+                    self.rows.setdefault(name, []).append(v)
+
+    def history(self, extra=None):
+        metrics = {k: np.vstack(v) for k, v in self.rows.items()}
+        return History(np.array(self.points), metrics, self.last_good.copy(),
+                       self.diverged_at.copy(), extra or {})
