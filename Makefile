@@ -25,8 +25,13 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
+# The main job on bundled data: Algorithm 1 with Bernoulli sketches at three sparsity
+# levels on a1a (test split a1a.t), then its convergence figures in plots/.
 run: install
 	$(MAST) constants --dataset a1a --sketch bernoulli --p 0.5
+	$(MAST) run --dataset a1a --sketch bernoulli --sparsity 0.1,0.5,0.9 --iters 500 --seeds 5 --out results/run
+	$(MAST) plot results/run --metric erm_loss --out plots
+	$(MAST) plot results/run --metric test_accuracy --out plots
 
 # pytest exits 5 when it collected no tests: that is a failure here.
 test: install

@@ -171,6 +171,140 @@ def datasets(as_json):
                    f"{fmt(r['n_test']):>8}  {r['where']}")
 
 
+def _explicit(ctx, name):
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def progress_factory(quiet, label):
+    """A click progress bar on stderr (None when quiet)."""
+    if quiet:
+        return None
+
+    def factory(total):
+        return click.progressbar(length=max(total, 1), label=label, file=sys.stderr,
+                                 show_eta=True, show_percent=True)
+
+    return factory
+
+
+def build_config(ctx, config_path, cli_values, cls):
+    """Merge defaults < TOML file < options given on the command line into ``cls``.
+
+    Returns the config object and the ``out`` entry of the TOML file (or None).
+    """
+    from .experiments import load_config_file
+
+    values = load_config_file(config_path) if config_path is not None else {}
+    for key, val in cli_values.items():
+        if _explicit(ctx, key):
+            values[key] = val
+    out = values.pop("out", None)
+    for key, val in list(values.items()):
+        if key in ("p", "k", "sparsity", "batch_size") and val is not None and not isinstance(val, list):
+            values[key] = [val]
+        if key == "step" and isinstance(val, (str, int, float)):
+            values[key] = [t.strip() for t in str(val).split(",") if t.strip()]
+    try:
+        return cls(**values), out
+    except TypeError as exc:
+        raise MastError(f"bad configuration: {' '.join(str(exc).split())}") from None
+
+
+def _int_list(values, option):
+    if values is None:
+        return None
+    bad = [x for x in values if not float(x).is_integer()]
+    if bad:
+        raise MastError(f"{option} {bad[0]:g} must be an integer")
+    return [int(x) for x in values]
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML experiment file with the same keys as the options (options override it).")
+@dataset_option
+@lam_option
+@objective_option
+@click.option("--algorithm", "-a", default="dsgd", show_default=True,
+              help="dsgd (Algorithm 1 (I)), dsgd-minibatch (1 (II)), distributed (2), vr (3).")
+@sketch_options
+@click.option("--iters", "-T", type=int, default=300, show_default=True, help="Iterations T.")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Number of seeds (0..N-1).")
+@click.option("--seed", "seed_list", type=FLOATS, default=None,
+              help="Explicit seeds instead of --seeds (e.g. --seed 3 or --seed 3,7).")
+@click.option("--step", default="theory", show_default=True,
+              help="Step sizes: 'theory', numbers, or multiples of the theory step ('4x'); comma list.")
+@click.option("--batch-size", "batch_size", type=FLOATS, default=None,
+              help="Minibatch sizes τ for dsgd-minibatch (comma list).")
+@click.option("--sampling", default="uniform", show_default=True,
+              help="Row sampling of dsgd-minibatch: uniform (without replacement) or importance (q_i ∝ L_i).")
+@click.option("--shift", default="zero", show_default=True, help="Shift v: zero, erm (x*_ERM) or a .npy file.")
+@click.option("--log-every", "log_every", type=int, default=None,
+              help="Log metrics every N iterations (default: T/100).")
+@click.option("--eval-sketches", "eval_sketches", type=int, default=20, show_default=True,
+              help="Fixed evaluation sketches for the mast_loss estimate of f_D.")
+@click.option("--split", default="random", show_default=True,
+              help="distributed: row partition across workers, random or label-sorted.")
+@click.option("--sketch-pool", "sketch_pool", type=int, default=None, help="vr: number N of pooled sketches.")
+@click.option("--ref-prob", "ref_prob", type=float, default=None, help="vr: reference update probability p.")
+@click.option("--ref-batch", "ref_batch", type=int, default=None, help="vr: reference batch b (b = N exact).")
+@click.option("--unit-size", "unit_size", type=int, default=64, show_default=True,
+              help="Trajectories advanced together per unit (results do not depend on it).")
+@click.option("--out", "-o", default="results/run", show_default=True, help="Output folder.")
+@click.option("--force", is_flag=True, help="Recompute units already finished in --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
+    """Run an algorithm on many trajectories; write trajectories.csv and metadata.json.
+
+    Trajectories are the product of sketch levels (--sparsity / --p / --k), step sizes,
+    batch sizes and seeds.  Example:
+
+        mast run -d a1a --sketch bernoulli --sparsity 0.1,0.5,0.9 --iters 500 --seeds 5
+    """
+    from .experiments import RunConfig, run_experiment, validate_config
+
+    values = dict(opts)
+    values["step"] = step
+    values["k"] = _int_list(values["k"], "--k")
+    values["batch_size"] = _int_list(values["batch_size"], "--batch-size")
+    if seed_list is not None:
+        seeds = _int_list(seed_list, "--seed")
+        if any(x < 0 for x in seeds):
+            raise MastError(f"--seed {min(seeds)} must be >= 0")
+        values["seeds"] = seeds
+        ctx.params["seeds"] = seeds
+        from click.core import ParameterSource
+
+        ctx.set_parameter_source("seeds", ParameterSource.COMMANDLINE)
+    cfg, cfg_out = build_config(ctx, config_path, values, RunConfig)
+    validate_config(cfg)
+    out_dir = out if _explicit(ctx, "out") or cfg_out is None else cfg_out
+    table = run_experiment(cfg, out_dir, progress_factory(quiet, "mast run"), force=force)
+    if not quiet:
+        n_div = table.loc[table.status == "diverged", ["sketch", "sparsity", "step_size", "seed"]] \
+            .drop_duplicates().shape[0]
+        click.echo(f"wrote {out_dir}/trajectories.csv ({len(table)} rows"
+                   f"{f', {n_div} diverged trajectories' if n_div else ''}) and metadata.json", err=True)
+
+
+@cli.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path())
+@click.option("--metric", default="erm_loss", show_default=True,
+              help="erm_loss, grad_norm_sq, dist_sq, mast_loss or test_accuracy.")
+@click.option("--out", "-o", default="plots", show_default=True, help="Folder for the PDF/PNG files.")
+@click.option("--name", default=None, help="File name stem (default: from the results folder).")
+def plot(results, metric, out, name):
+    """Draw figures from results folders (CSV only; nothing is recomputed)."""
+    from .plotting import plot_results
+
+    written = plot_results([str(r) for r in results], metric=metric, out=out, name=name)
+    for path in written:
+        click.echo(str(path))
+
+
 def main():
     """Console-script entry point."""
     cli.main(prog_name="mast")

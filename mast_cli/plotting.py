@@ -1,0 +1,166 @@
+"""Figures drawn from results folders alone (CSV + metadata.json; nothing is recomputed).
+
+Each figure is written as PDF and PNG together with a CSV of the plotted numbers.
+Matplotlib runs on the Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MastError
+
+__all__ = ["plot_results", "plot_convergence", "PLOTTERS", "save_figure"]
+
+METRIC_LABELS = {
+    "erm_loss": ("f(x^t) − f^inf", True),
+    "mast_loss": ("f_D(x^t) − f_D^inf (fixed evaluation sketches)", True),
+    "grad_norm_sq": ("‖∇f(x^t)‖²", True),
+    "dist_sq": ("‖x^t − x*_ERM‖²", True),
+    "dist_sq_mast": ("‖x^t − x*_pool‖²", True),
+    "test_accuracy": ("test accuracy", False),
+}
+
+#: results-file name -> plotting function(folder, metric, out, name) -> list of paths
+PLOTTERS = {}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, out, stem, table=None):
+    """Write ``stem``.pdf/.png (and ``stem``.csv of the plotted numbers) into ``out``."""
+    from .experiments import CSV_FLOAT_FORMAT, atomic_write_text
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MastError(f"cannot create plot folder '{out}': {exc.strerror or exc}") from None
+    paths = []
+    for ext in ("pdf", "png"):
+        path = out / f"{stem}.{ext}"
+        tmp = out / f".{stem}.tmp.{ext}"
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", metadata={"CreationDate": None}
+                    if ext == "pdf" else None)
+        tmp.replace(path)
+        paths.append(path)
+    if table is not None:
+        path = out / f"{stem}.csv"
+        atomic_write_text(path, table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT))
+        paths.append(path)
+    _pyplot().close(fig)
+    return paths
+
+
+def _read_meta(folder):
+    meta_path = Path(folder) / "metadata.json"
+    if meta_path.is_file():
+        return json.loads(meta_path.read_text())
+    return {}
+
+
+def _optimum(metric, meta):
+    if metric == "erm_loss":
+        return meta.get("f_inf", 0.0)
+    if metric == "mast_loss":
+        return meta.get("mast_loss_inf", meta.get("f_inf", 0.0))
+    return 0.0
+
+
+def _curve_label(key, cols):
+    parts = []
+    for c, v in zip(cols, key):
+        if c == "sparsity":
+            parts.append(f"sparsity {v:.0%}")
+        elif c == "step_size":
+            parts.append(f"γ={v:.3g}")
+        elif c == "batch_size" and v >= 0:
+            parts.append(f"τ={int(v)}")
+        elif c == "workers":
+            parts.append(f"M={int(v)}")
+        elif c == "ref_batch":
+            parts.append(f"b={int(v)}")
+        elif c == "sketch":
+            parts.append(str(v))
+    return ", ".join(parts)
+
+
+def plot_convergence(folder, metric="erm_loss", out="plots", name=None):
+    """Metric (minus its optimum) vs iteration: median over seeds and a 10–90% band.
+
+    One colour per sparsity level (and step size / batch size where swept); a log
+    y-axis for losses and distances.  Writes PDF, PNG and the plotted numbers (CSV).
+    """
+    import pandas as pd
+
+    folder = Path(folder)
+    df = pd.read_csv(folder / "trajectories.csv")
+    if metric not in df.columns or df[metric].isna().all():
+        have = [c for c in METRIC_LABELS if c in df.columns and not df[c].isna().all()]
+        raise MastError(f"metric '{metric}' is not in {folder}/trajectories.csv; available: {', '.join(have)}")
+    meta = _read_meta(folder)
+    label, logy = METRIC_LABELS.get(metric, (metric, True))
+    opt = _optimum(metric, meta)
+    df = df.assign(value=df[metric] - opt)
+    group_cols = [c for c in ("sketch", "sparsity", "step_size", "batch_size", "workers", "ref_batch")
+                  if c in df.columns and df[c].nunique() > 1]
+    if not group_cols:
+        group_cols = ["sketch"]
+    stats = (df.groupby(group_cols + ["iteration"])["value"]
+             .quantile([0.1, 0.5, 0.9]).unstack().reset_index()
+             .rename(columns={0.1: "q10", 0.5: "median", 0.9: "q90"}))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    groups = list(stats.groupby(group_cols, sort=True))
+    cmap = plt.get_cmap("viridis", max(len(groups), 2))
+    floor = 1e-16 * max(1.0, abs(opt))
+    for i, (key, g) in enumerate(groups):
+        key = key if isinstance(key, tuple) else (key,)
+        y, lo, hi = g["median"].to_numpy(), g["q10"].to_numpy(), g["q90"].to_numpy()
+        if logy:
+            y, lo, hi = (np.maximum(a, floor) for a in (y, lo, hi))
+        colour = cmap(i / max(len(groups) - 1, 1))
+        ax.plot(g["iteration"], y, color=colour, label=_curve_label(key, group_cols))
+        ax.fill_between(g["iteration"], lo, hi, color=colour, alpha=0.2, linewidth=0)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration t")
+    ax.set_ylabel(label)
+    cfg = meta.get("config", {})
+    title = f"{cfg.get('algorithm', '')} on {meta.get('dataset', {}).get('name', folder.name)}"
+    ax.set_title(title + " — median over seeds, 10–90% band", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    stem = name or f"{folder.name}-{metric}"
+    return save_figure(fig, out, stem, stats)
+
+
+PLOTTERS["trajectories.csv"] = plot_convergence
+
+
+def plot_results(folders, metric="erm_loss", out="plots", name=None):
+    """Recognize each results folder by its CSV and draw its figure(s).
+
+    Returns the list of written paths.
+    """
+    written = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise MastError(f"results folder '{folder}' does not exist")
+        found = [fname for fname in PLOTTERS if (folder / fname).is_file()]
+        if not found:
+            raise MastError(f"'{folder}' has no results file ({', '.join(PLOTTERS)})")
+        for fname in found:
+            written += PLOTTERS[fname](folder, metric=metric, out=out, name=name)
+    return written

@@ -1,0 +1,35 @@
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mast_cli.cli import cli
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("res") / "run"
+    res = CliRunner().invoke(cli, ["run", "-d", "a1a", "--sketch", "rand-k", "--sparsity", "0.3,0.7",
+                                   "--iters", "30", "--seeds", "3", "--eval-sketches", "3", "-q",
+                                   "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.mark.parametrize("metric", ["erm_loss", "mast_loss", "dist_sq", "test_accuracy"])
+def test_plot_writes_files(results, tmp_path, metric):
+    res = CliRunner().invoke(cli, ["plot", str(results), "--metric", metric, "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    pdf, png, csv = (tmp_path / f"run-{metric}.{e}" for e in ("pdf", "png", "csv"))
+    assert pdf.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    stats = pd.read_csv(csv)
+    # the plotted median is the median over seeds of the CSV values (minus the optimum)
+    df = pd.read_csv(results / "trajectories.csv")
+    assert len(stats) == df.groupby(["sparsity", "iteration"]).ngroups
+    assert (stats.q10 <= stats["median"] + 1e-15).all() and (stats["median"] <= stats.q90 + 1e-15).all()
+
+
+def test_plot_errors(results, tmp_path):
+    res = CliRunner().invoke(cli, ["plot", str(tmp_path / "none")])
+    assert res.exit_code == 2 and "does not exist" in res.output
+    res = CliRunner().invoke(cli, ["plot", str(results), "--metric", "dist_sq_mast"])
+    assert res.exit_code == 2 and "available" in res.output
