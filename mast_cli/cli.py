@@ -305,6 +305,42 @@ def plot(results, metric, out, name):
         click.echo(str(path))
 
 
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML file with the same keys as the options (options override it).")
+@dataset_option
+@lam_option
+@objective_option
+@click.option("--sketch", "-s", default="bernoulli", show_default=True,
+              help="bernoulli, rand-k, perm-k (sparsity s gives p = 1 − s, K = round((1 − s)d), M = round(1/(1 − s))).")
+@click.option("--sparsity", type=FLOATS, default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", show_default=True,
+              help="Sparsity levels (share of zeroed weights).")
+@click.option("--masks", "-R", type=int, default=100, show_default=True, help="Random masks per level.")
+@click.option("--iters", "-T", type=int, default=500, show_default=True, help="MAST training iterations.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed (split, training, masks).")
+@click.option("--step", default="theory", show_default=True, help="MAST step: theory, a number, or '4x'.")
+@click.option("--val-fraction", "val_fraction", type=float, default=0.2, show_default=True,
+              help="Share of training rows held out to pick the best-validation iterate.")
+@click.option("--shift", default="zero", show_default=True, help="Shift v: zero, erm or a .npy file.")
+@click.option("--out", "-o", default="results/prune", show_default=True, help="Output folder.")
+@click.option("--force", is_flag=True, help="Recompute finished levels.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def prune(ctx, config_path, out, force, quiet, **opts):
+    """Pruning robustness (Figs. 1, 3, 4): test accuracy of randomly sparsified ERM vs MAST models.
+
+    Writes DIR/pruning.csv (formulation, selection, sketch, sparsity, mask, test_accuracy,
+    dense_test_accuracy) and metadata.json; `mast plot DIR` draws the boxplots.
+    """
+    from .pruning import PruneConfig, run_prune
+
+    cfg, cfg_out = build_config(ctx, config_path, opts, PruneConfig)
+    out_dir = out if _explicit(ctx, "out") or cfg_out is None else cfg_out
+    run_prune(cfg, out_dir, progress_factory(quiet, "mast prune"), force=force)
+    if not quiet:
+        click.echo(f"wrote {out_dir}/pruning.csv and metadata.json", err=True)
+
+
 def main():
     """Console-script entry point."""
     cli.main(prog_name="mast")

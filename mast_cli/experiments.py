@@ -20,7 +20,7 @@ is byte-identical whatever the unit size, the interruption points or the order.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
+import functools
 import json
 import math
 import os
@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MastError, check
+from .store import UnitStore, atomic_write_text, unit_key
 
 __all__ = [
     "RunConfig",
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 #: Floats in every CSV are written with this format (deterministic bytes).
-CSV_FLOAT_FORMAT = "%.12e"
+CSV_FLOAT_FORMAT = "%.17g"
 #: Seed of the fixed evaluation sketches (common random numbers for mast_loss).
 EVAL_SEED = 20231127
 
@@ -207,8 +208,9 @@ class Problem:
     erm_info: dict
 
 
+@functools.lru_cache(maxsize=8)
 def load_problem(dataset, objective="logreg", lam=1e-3):
-    """Load the data, build the objective and solve the ERM problem exactly."""
+    """Load the data, build the objective and solve the ERM problem exactly (cached per process)."""
     from .data import load_dataset
     from .objectives import make_objective, solve_erm
 
@@ -365,24 +367,6 @@ ALGORITHMS["dsgd-minibatch"] = _run_dsgd
 
 # --- files ----------------------------------------------------------------------------------
 
-def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder + rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def prepare_out_dir(out):
     """Create the output folder (or check it is writable) with a one-line error."""
     out = Path(out)
@@ -470,14 +454,73 @@ def history_frame(cfg, trajs, hist, extra_cols=None):
     return df[cols]
 
 
-def _unit_key(cfg, trajs, problem):
-    payload = {
-        "config": {k: v for k, v in cfg.to_dict().items() if k not in ("unit_size",)},
-        "trajectories": [{k: v for k, v in t.items() if k != "sketch_obj"} for t in trajs],
-        "dataset_sha256": problem.dataset.sha256,
+def plan_run_units(cfg, problem, trajs):
+    """Split the trajectories into units of ``cfg.unit_size``: list of (key, spec)."""
+    conf = {k: v for k, v in cfg.to_dict().items() if k != "unit_size"}
+    units = []
+    for i in range(0, len(trajs), cfg.unit_size):
+        spec = {"kind": "run", "config": conf, "start": i, "stop": min(i + cfg.unit_size, len(trajs)),
+                "dataset_sha256": problem.dataset.sha256}
+        key_spec = dict(spec, trajectories=[{k: v for k, v in t.items() if k != "sketch_obj"}
+                                            for t in trajs[spec["start"]:spec["stop"]]])
+        key_spec.pop("start"), key_spec.pop("stop")
+        units.append((unit_key(key_spec), spec))
+    return units
+
+
+def compute_run_unit(spec, progress=None):
+    """Run one unit of a ``mast run`` experiment; returns its CSV text.
+
+    Pure function of ``spec`` (a plain dict, picklable), so it can run in another
+    process or on a dask worker: the problem is rebuilt there (cached per process).
+    """
+    cfg = RunConfig(**spec["config"])
+    problem = load_problem(cfg.dataset, cfg.objective, cfg.lam)
+    if spec.get("dataset_sha256") not in (None, problem.dataset.sha256):
+        raise MastError(f"dataset '{cfg.dataset}' changed since the unit was planned")
+    v = resolve_shift(cfg.shift, problem)
+    unit = expand_trajectories(cfg, problem)[spec["start"]:spec["stop"]]
+    eval_sets = np.stack([eval_sketches(t["sketch_obj"], cfg.eval_sketches) for t in unit], axis=-1)
+    metrics_fn = make_metrics(problem, v, eval_sets)
+    R = len(unit)
+    step_cb = None if progress is None else (lambda k: progress(k * R))
+    hist = ALGORITHMS[cfg.algorithm](problem, cfg, unit, v, metrics_fn, step_cb)
+    df = history_frame(cfg, unit, hist, hist.extra.get("columns"))
+    return df.to_csv(index=False, float_format=CSV_FLOAT_FORMAT)
+
+
+def read_results_csv(text_or_path):
+    """Read a results CSV written by mast (``nan`` stays NaN, strings stay strings)."""
+    import io
+
+    import pandas as pd
+
+    src = io.StringIO(text_or_path) if isinstance(text_or_path, str) and "\n" in text_or_path \
+        else text_or_path
+    return pd.read_csv(src, keep_default_na=False, na_values=["nan", "NaN"])
+
+
+def run_metadata(cfg, problem, trajs, n_units, wall_time):
+    """metadata.json content of a run: config, constants per level, dataset, provenance."""
+    from .constants import compute_constants
+
+    levels, seen = [], set()
+    for t in trajs:
+        if t["level"] not in seen:
+            seen.add(t["level"])
+            levels.append(compute_constants(problem.obj, t["sketch_obj"], x_star=problem.x_star))
+    return {
+        "command": "mast run",
+        "config": cfg.to_dict(),
+        "dataset": problem.dataset.summary(),
+        "constants": levels[0] if len(levels) == 1 else levels[0] | {"levels": levels},
+        "f_inf": problem.f_inf,
+        "erm_grad_norm": problem.erm_info["grad_norm"],
+        "n_trajectories": len(trajs),
+        "units": n_units,
+        "wall_time_s": round(wall_time, 3),
+        **provenance(),
     }
-    blob = json.dumps(payload, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:20]
 
 
 def run_experiment(cfg, out, progress_factory=None, force=False):
@@ -487,7 +530,7 @@ def run_experiment(cfg, out, progress_factory=None, force=False):
     ----------
     cfg : RunConfig
     out : path
-        Output folder (created).  Finished units are cached in ``out/.parts`` and
+        Output folder (created).  Finished units are kept in ``out/.parts`` and
         reused by a rerun unless ``force``.
     progress_factory : callable total -> context manager with ``update(n)``, optional
 
@@ -498,60 +541,26 @@ def run_experiment(cfg, out, progress_factory=None, force=False):
     """
     import pandas as pd
 
-    from .constants import compute_constants
-
     validate_config(cfg)
     t0 = time.time()
     problem = load_problem(cfg.dataset, cfg.objective, cfg.lam)
-    v = resolve_shift(cfg.shift, problem)
+    resolve_shift(cfg.shift, problem)
     trajs = expand_trajectories(cfg, problem)
+    units = plan_run_units(cfg, problem, trajs)
     out = prepare_out_dir(out)
-    parts = out / ".parts"
-    parts.mkdir(exist_ok=True)
-
-    units = [trajs[i:i + cfg.unit_size] for i in range(0, len(trajs), cfg.unit_size)]
-    keys = [_unit_key(cfg, u, problem) for u in units]
-    todo = [i for i, k in enumerate(keys) if force or not (parts / f"{k}.csv").is_file()]
-    total = cfg.iters * sum(len(units[i]) for i in todo)
+    store = UnitStore(out / ".parts")
+    store.clean_temporary()
+    todo = [(k, s) for k, s in units if force or not store.has(k)]
+    total = cfg.iters * sum(s["stop"] - s["start"] for _, s in todo)
     ctx = progress_factory(total) if progress_factory else _NullProgress()
     with ctx as bar:
-        for i in todo:
-            unit = units[i]
-            eval_sets = np.stack([eval_sketches(t["sketch_obj"], cfg.eval_sketches) for t in unit],
-                                 axis=-1)
-            metrics_fn = make_metrics(problem, v, eval_sets)
-            R = len(unit)
-            runner = ALGORITHMS[cfg.algorithm]
-            hist = runner(problem, cfg, unit, v, metrics_fn, lambda k, R=R: bar.update(k * R))
-            df = history_frame(cfg, unit, hist, getattr(hist, "extra", {}).get("columns"))
-            atomic_write_text(parts / f"{keys[i]}.csv",
-                              df.to_csv(index=False, float_format=CSV_FLOAT_FORMAT))
-
-    frames = [pd.read_csv(parts / f"{k}.csv", keep_default_na=False, na_values=["nan", "NaN"])
-              for k in keys]
-    table = pd.concat(frames, ignore_index=True)
+        for key, spec in todo:
+            if force:
+                store.discard(key)
+            store.save(key, compute_run_unit(spec, bar.update), spec)
+    table = pd.concat([read_results_csv(store.path(k)) for k, _ in units], ignore_index=True)
     atomic_write_text(out / "trajectories.csv", table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT))
-
-    levels = []
-    seen = set()
-    for t in trajs:
-        if t["level"] in seen:
-            continue
-        seen.add(t["level"])
-        c = compute_constants(problem.obj, t["sketch_obj"], x_star=problem.x_star)
-        levels.append(c)
-    meta = {
-        "command": "mast run",
-        "config": cfg.to_dict(),
-        "dataset": problem.dataset.summary(),
-        "constants": levels[0] if len(levels) == 1 else levels[0] | {"levels": levels},
-        "f_inf": problem.f_inf,
-        "erm_grad_norm": problem.erm_info["grad_norm"],
-        "n_trajectories": len(trajs),
-        "units": len(units),
-        "wall_time_s": round(time.time() - t0, 3),
-        **provenance(),
-    }
+    meta = run_metadata(cfg, problem, trajs, len(units), time.time() - t0)
     atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2, default=_json_default) + "\n")
     return table
 

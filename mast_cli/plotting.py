@@ -148,6 +148,62 @@ def plot_convergence(folder, metric="erm_loss", out="plots", name=None):
 PLOTTERS["trajectories.csv"] = plot_convergence
 
 
+def plot_pruning(folder, metric=None, out="plots", name=None):
+    """Figs. 1/3/4: boxplots of the test accuracy of randomly sparsified solutions.
+
+    Per sparsity level, ERM (exact solution) and MAST side by side; one panel for the
+    MAST last iterate and one for the best-validation iterate.  The dashed line is the
+    unsparsified ERM accuracy.  The plotted numbers (quartiles, whiskers, medians)
+    are written as CSV.
+    """
+    import pandas as pd
+
+    folder = Path(folder)
+    df = pd.read_csv(folder / "pruning.csv")
+    meta = _read_meta(folder)
+    plt = _pyplot()
+    levels = sorted(df.sparsity.unique())
+    erm = df[df.formulation == "erm"]
+    panels = [("last", "MAST: last iterate"), ("best_val", "MAST: best validation accuracy")]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    rows = []
+    for ax, (sel, title) in zip(axes, panels):
+        mast = df[(df.formulation == "mast") & (df.selection == sel)]
+        pos_e = np.arange(len(levels)) * 3.0
+        data_e = [erm[erm.sparsity == s].test_accuracy.to_numpy() for s in levels]
+        data_m = [mast[mast.sparsity == s].test_accuracy.to_numpy() for s in levels]
+        for label, data, pos, colour in (("ERM", data_e, pos_e, "#d95f02"),
+                                         ("MAST", data_m, pos_e + 1.0, "#1b9e77")):
+            bp = ax.boxplot(data, positions=pos, widths=0.8, patch_artist=True, showfliers=True,
+                            flierprops={"markersize": 2})
+            for patch in bp["boxes"]:
+                patch.set_facecolor(colour)
+                patch.set_alpha(0.6)
+            ax.plot([], [], color=colour, lw=6, alpha=0.6, label=label)
+            for s, vals in zip(levels, data):
+                q1, med, q3 = np.percentile(vals, [25, 50, 75])
+                rows.append({"panel": sel, "formulation": label.lower(), "sparsity": s, "q1": q1,
+                             "median": med, "q3": q3, "min": vals.min(), "max": vals.max(),
+                             "mean": vals.mean(), "masks": len(vals)})
+        dense = erm.dense_test_accuracy.iloc[0] if len(erm) else np.nan
+        ax.axhline(dense, ls="--", color="grey", lw=1, label="ERM, no pruning")
+        ax.set_xticks(pos_e + 0.5, [f"{s:.0%}" for s in levels])
+        ax.set_xlabel("sparsity (share of zeroed weights)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].set_ylabel("test accuracy of the sparsified model")
+    axes[0].legend(fontsize=8, loc="lower left")
+    cfg = meta.get("config", {})
+    fig.suptitle(f"Pruning robustness, {cfg.get('sketch', '')} masks on "
+                 f"{meta.get('dataset', {}).get('name', folder.name)} "
+                 f"({cfg.get('masks', '?')} masks per level, T = {cfg.get('iters', '?')})", fontsize=10)
+    stem = name or f"{folder.name}-pruning"
+    return save_figure(fig, out, stem, pd.DataFrame(rows))
+
+
+PLOTTERS["pruning.csv"] = plot_pruning
+
+
 def plot_results(folders, metric="erm_loss", out="plots", name=None):
     """Recognize each results folder by its CSV and draw its figure(s).
 

@@ -1,0 +1,231 @@
+"""Pruning robustness (Figs. 1, 3, 4 of the paper; mast-theory §6.1).
+
+Protocol [RECON from the figure captions and S5]:
+
+1. carve a validation split from the training data (``val_fraction``, seeded);
+2. x_ERM = argmin f on the remaining training rows (exact Newton solve);
+3. for each sparsity level, train x_MAST with Algorithm 1 (I) from x⁰ = v (theory
+   step 1/(L_f L_S^max) unless given) and keep both the **last** iterate and the
+   iterate with the **best validation accuracy**;
+4. draw R masks S_1..S_R of that level (the same masks for every formulation) and
+   record the test accuracy of v + S_r(x̂ − v) for each x̂.  The R masked models are
+   evaluated with one sparse·dense product A_test·W, W of shape (d, R).
+
+Predictions are sign(aᵀx); a zero margin counts as an error.  For v = 0 and
+uniform-scale sketches the rescaling (1/p, d/K) does not change the sign, so the
+masked and the masked-and-rescaled models have the same accuracy (check 23).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import MastError, check
+from .objectives import col_mean
+
+__all__ = ["PruneConfig", "masked_accuracy", "train_mast", "compute_prune_unit", "run_prune",
+           "PRUNE_COLUMNS"]
+
+PRUNE_COLUMNS = ["formulation", "selection", "sketch", "sparsity", "param", "mask", "test_accuracy",
+                 "dense_test_accuracy", "best_iteration"]
+
+
+@dataclass
+class PruneConfig:
+    """A pruning-robustness experiment (``mast prune`` options / TOML keys)."""
+
+    dataset: str = "a1a"
+    lam: float = 1e-3
+    objective: str = "logreg"
+    sketch: str = "bernoulli"
+    sparsity: list = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    masks: int = 100
+    iters: int = 500
+    seed: int = 0
+    step: str = "theory"
+    val_fraction: float = 0.2
+    shift: str = "zero"
+    log_every: int | None = None
+
+    def to_dict(self):
+        import dataclasses
+
+        return dataclasses.asdict(self)
+
+
+def validate_prune(cfg):
+    """One-line errors for every bad field (before anything is written)."""
+    from .objectives import OBJECTIVES
+    from .sketches import SKETCHES
+
+    check(cfg.sketch in SKETCHES, f"unknown sketch '{cfg.sketch}'; choose one of {', '.join(SKETCHES)}")
+    check(cfg.objective in OBJECTIVES, f"unknown objective '{cfg.objective}'")
+    check(np.isfinite(cfg.lam) and cfg.lam >= 0, f"lam {cfg.lam} must be a finite number >= 0")
+    check(isinstance(cfg.masks, int) and cfg.masks >= 1, f"masks {cfg.masks} must be an integer >= 1")
+    check(isinstance(cfg.iters, int) and cfg.iters >= 1, f"iters {cfg.iters} must be an integer >= 1")
+    check(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed {cfg.seed} must be an integer >= 0")
+    check(0 <= cfg.val_fraction < 1, f"val fraction {cfg.val_fraction} must be in [0, 1)")
+    check(len(cfg.sparsity) >= 1, "at least one sparsity level is needed")
+    for s in cfg.sparsity:
+        check(0 <= s < 1, f"sparsity {s} must be in [0, 1)")
+    from .experiments import _parse_step
+
+    _parse_step(cfg.step)
+
+
+def masked_accuracy(X, y, x_hat, v, S):
+    """Accuracy of the R masked models v + S_r(x̂ − v) on (X, y): one product X·W.
+
+    Parameters
+    ----------
+    X : sparse (m, d); y : (m,) in {−1, +1}; x_hat, v : (d,); S : (R, d) sketch diagonals.
+
+    Returns
+    -------
+    ndarray (R,)
+    """
+    W = v[:, None] + S.T * (x_hat - v)[:, None]
+    z = (X @ W) * y[:, None]
+    return col_mean((z > 0).astype(np.float64))
+
+
+def train_mast(obj, sketch, step, iters, seed, v, X_val, y_val, log_every):
+    """Algorithm 1 (I) from x⁰ = v; returns (x_last, x_best_val, best_iteration)."""
+    from .algorithms import dsgd
+
+    best = {"acc": -np.inf, "x": v.copy(), "call": 0, "calls": 0}
+    ones = np.ones((1, obj.d))
+
+    def metrics(X):
+        acc = masked_accuracy(X_val, y_val, X[:, 0], np.zeros_like(v), ones)[0] if X_val.shape[0] else 0.0
+        if acc > best["acc"]:
+            best.update(acc=acc, x=X[:, 0].copy(), call=best["calls"])
+        best["calls"] += 1
+        return {"val_accuracy": np.array([acc])}
+
+    hist = dsgd(obj, [sketch], [step], [seed], iters, v=v, log_every=log_every, metrics_fn=metrics)
+    if hist.diverged_at[0] >= 0:
+        raise MastError(f"MAST training diverged at iteration {hist.diverged_at[0]} "
+                        f"(sparsity {sketch.sparsity:g}, step {step:g}); use a smaller --step")
+    return hist.x_final[:, 0], best["x"], int(hist.iterations[best["call"]])
+
+
+@functools.lru_cache(maxsize=8)
+def _prune_problem(dataset, objective, lam, val_fraction, seed):
+    """(objective on the training part, validation split, test split, x_ERM) — cached."""
+    from .data import load_dataset, validation_split
+    from .objectives import make_objective, solve_erm
+
+    ds = load_dataset(dataset)
+    if ds.X_test is None:
+        raise MastError(f"dataset '{dataset}' has no test split ({dataset}.t); pruning needs one")
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
+    Xtr, ytr, Xval, yval = validation_split(ds.X, ds.y, val_fraction, rng)
+    obj = make_objective(objective, Xtr, ytr, lam)
+    x_erm, info = solve_erm(obj)
+    return ds, obj, Xval, yval, x_erm
+
+
+def compute_prune_unit(spec):
+    """One sparsity level of a pruning experiment; returns its CSV text (picklable spec)."""
+    import pandas as pd
+
+    from .experiments import CSV_FLOAT_FORMAT, _parse_step, resolve_shift
+    from .sketches import make_sketch
+    from .theory import step_dsgd
+
+    cfg = PruneConfig(**spec["config"])
+    s = float(spec["sparsity"])
+    ds, obj, Xval, yval, x_erm = _prune_problem(cfg.dataset, cfg.objective, cfg.lam, cfg.val_fraction,
+                                                cfg.seed)
+    v = resolve_shift(cfg.shift, _ShiftProblem(obj.d, x_erm))
+    sk = make_sketch(cfg.sketch, obj.d, sparsity=s)
+    kind, mult = _parse_step(cfg.step)
+    gamma = mult * step_dsgd(obj.smoothness(), sk.L_S_max) if kind == "theory" else mult
+    log_every = cfg.log_every or max(1, cfg.iters // 100)
+    x_last, x_best, best_it = train_mast(obj, sk, gamma, cfg.iters, cfg.seed, v, Xval, yval, log_every)
+    mask_rng = np.random.default_rng([cfg.seed, int(round(s * 1_000_000)), 23])
+    S = sk.sample(mask_rng, cfg.masks)
+    Xt, yt = ds.X_test, ds.y_test
+    ones = np.ones((1, obj.d))
+    frames = []
+    param = next((float(val) for key, val in sk.params().items() if key in ("p", "k", "workers")),
+                 float("nan"))
+    for form, sel, x_hat, it in (("erm", "exact", x_erm, -1), ("mast", "last", x_last, cfg.iters),
+                                 ("mast", "best_val", x_best, best_it)):
+        acc = masked_accuracy(Xt, yt, x_hat, v, S)
+        dense = masked_accuracy(Xt, yt, x_hat, v, ones)[0]
+        frames.append(pd.DataFrame({
+            "formulation": form, "selection": sel, "sketch": sk.name, "sparsity": s, "param": param,
+            "mask": np.arange(cfg.masks), "test_accuracy": acc, "dense_test_accuracy": dense,
+            "best_iteration": it, "step_size": gamma,
+        }))
+    return pd.concat(frames, ignore_index=True).to_csv(index=False, float_format=CSV_FLOAT_FORMAT)
+
+
+@dataclass
+class _ShiftProblem:
+    """Adapter so :func:`experiments.resolve_shift` sees (obj.d, x_star)."""
+
+    d: int
+    x_star: np.ndarray
+
+    @property
+    def obj(self):
+        return self
+
+
+def plan_prune_units(cfg, sha256):
+    from .store import unit_key
+
+    units = []
+    for s in cfg.sparsity:
+        spec = {"kind": "prune", "config": cfg.to_dict(), "sparsity": float(s), "dataset_sha256": sha256}
+        per_level = {k: v for k, v in cfg.to_dict().items() if k != "sparsity"}
+        key = unit_key(dict(spec, config=per_level))
+        units.append((key, spec))
+    return units
+
+
+def run_prune(cfg, out, progress_factory=None, force=False):
+    """Run a pruning experiment: ``out/pruning.csv`` + ``out/metadata.json`` (resumable)."""
+    import pandas as pd
+
+    from .experiments import (CSV_FLOAT_FORMAT, _json_default, _NullProgress, prepare_out_dir,
+                              provenance, read_results_csv)
+    from .store import UnitStore, atomic_write_text
+
+    validate_prune(cfg)
+    t0 = time.time()
+    ds, obj, Xval, yval, x_erm = _prune_problem(cfg.dataset, cfg.objective, cfg.lam, cfg.val_fraction,
+                                                cfg.seed)
+    from .experiments import resolve_shift
+    from .sketches import make_sketch
+
+    resolve_shift(cfg.shift, _ShiftProblem(obj.d, x_erm))
+    for s in cfg.sparsity:
+        make_sketch(cfg.sketch, obj.d, sparsity=float(s))
+    units = plan_prune_units(cfg, ds.sha256)
+    out = prepare_out_dir(out)
+    store = UnitStore(out / ".parts")
+    store.clean_temporary()
+    todo = [(k, s) for k, s in units if force or not store.has(k)]
+    ctx = progress_factory(len(todo)) if progress_factory else _NullProgress()
+    with ctx as bar:
+        for key, spec in todo:
+            if force:
+                store.discard(key)
+            store.save(key, compute_prune_unit(spec), spec)
+            bar.update(1)
+    table = pd.concat([read_results_csv(store.path(k)) for k, _ in units], ignore_index=True)
+    atomic_write_text(out / "pruning.csv", table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT))
+    meta = {"command": "mast prune", "config": cfg.to_dict(), "dataset": ds.summary(),
+            "n_train": int(obj.n), "n_val": int(Xval.shape[0]), "f_inf": float(obj.value(x_erm)),
+            "wall_time_s": round(time.time() - t0, 3), **provenance()}
+    atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2, default=_json_default) + "\n")
+    return table

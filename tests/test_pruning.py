@@ -1,0 +1,70 @@
+"""Pruning robustness (Figs. 1/3/4): schema, check 23, batched mask evaluation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mast_cli.cli import cli
+from mast_cli.pruning import masked_accuracy
+from mast_cli.sketches import Bernoulli, RandK
+
+
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prune") / "p"
+    res = CliRunner().invoke(cli, ["prune", "-d", "a1a", "--sketch", "bernoulli", "--sparsity", "0,0.5",
+                                   "--masks", "30", "--iters", "60", "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_schema_and_degenerate_zero_sparsity(pruned):                              # check 23
+    df = pd.read_csv(pruned / "pruning.csv")
+    for col in ("formulation", "selection", "sketch", "sparsity", "mask", "test_accuracy",
+                "dense_test_accuracy"):
+        assert col in df.columns
+    assert set(zip(df.formulation, df.selection)) == {("erm", "exact"), ("mast", "last"),
+                                                      ("mast", "best_val")}
+    assert len(df) == 3 * 2 * 30
+    zero = df[df.sparsity == 0]
+    for _, g in zero.groupby(["formulation", "selection"]):
+        assert g.test_accuracy.nunique() == 1
+        assert g.test_accuracy.iloc[0] == g.dense_test_accuracy.iloc[0]
+
+
+def test_masked_equals_rescaled_masked_for_v0(a1a, rng):                          # check 23
+    x = rng.standard_normal(a1a.d)
+    v = np.zeros(a1a.d)
+    for sk in (Bernoulli(a1a.d, 0.3), RandK(a1a.d, 20)):
+        S = sk.sample(rng, 50)
+        unscaled = (S != 0).astype(float)
+        np.testing.assert_array_equal(masked_accuracy(a1a.X_test, a1a.y_test, x, v, S),
+                                      masked_accuracy(a1a.X_test, a1a.y_test, x, v, unscaled))
+
+
+def test_one_product_equals_per_mask_loop(a1a, rng):
+    x, v = rng.standard_normal(a1a.d), rng.standard_normal(a1a.d) * 0.1
+    S = Bernoulli(a1a.d, 0.5).sample(rng, 40)
+    batched = masked_accuracy(a1a.X_test, a1a.y_test, x, v, S)
+    loop = [np.mean(a1a.y_test * (a1a.X_test @ (v + s * (x - v))) > 0) for s in S]
+    np.testing.assert_allclose(batched, loop, atol=1e-15)
+
+
+def test_plot_pruning(pruned, tmp_path):
+    res = CliRunner().invoke(cli, ["plot", str(pruned), "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    stats = pd.read_csv(tmp_path / "p-pruning.csv")
+    df = pd.read_csv(pruned / "pruning.csv")
+    med = df[(df.formulation == "mast") & (df.selection == "last") & (df.sparsity == 0.5)].test_accuracy.median()
+    row = stats[(stats.panel == "last") & (stats.formulation == "mast") & (stats.sparsity == 0.5)]
+    assert row["median"].iloc[0] == pytest.approx(med)
+    assert (tmp_path / "p-pruning.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, needle", [(["--masks", "0"], "masks 0"), (["--sparsity", "1.0"], "sparsity 1"),
+                                          (["--val-fraction", "1.5"], "1.5"), (["--sketch", "x"], "'x'")])
+def test_bad_prune_input(tmp_path, args, needle):
+    res = CliRunner().invoke(cli, ["prune", "-d", "a1a", "-o", str(tmp_path / "o")] + args)
+    assert res.exit_code == 2 and needle in res.output and res.output.count("\n") == 1
+    assert not (tmp_path / "o").exists()
