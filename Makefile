@@ -38,5 +38,9 @@ test: install
 	$(PYTEST) -q -m "not slow"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+# Every paper figure (experiments/*.toml) on DATASET (bundled a9a by default; a5a downloads).
+reproduce: install
+	$(MAST) reproduce --dataset $(DATASET) --jobs $(JOBS)
+
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

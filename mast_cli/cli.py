@@ -236,8 +236,8 @@ def _int_list(values, option):
               help="Explicit seeds instead of --seeds (e.g. --seed 3 or --seed 3,7).")
 @click.option("--step", default="theory", show_default=True,
               help="Step sizes: 'theory', numbers, or multiples of the theory step ('4x'); comma list.")
-@click.option("--batch-size", "batch_size", type=FLOATS, default=None,
-              help="Minibatch sizes τ for dsgd-minibatch (comma list).")
+@click.option("--batch-size", "batch_size", default=None,
+              help="Minibatch sizes τ for dsgd-minibatch (comma list; 'n' = all rows).")
 @click.option("--sampling", default="uniform", show_default=True,
               help="Row sampling of dsgd-minibatch: uniform (without replacement) or importance (q_i ∝ L_i).")
 @click.option("--shift", default="zero", show_default=True, help="Shift v: zero, erm (x*_ERM) or a .npy file.")
@@ -269,7 +269,12 @@ def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
     values = dict(opts)
     values["step"] = step
     values["k"] = _int_list(values["k"], "--k")
-    values["batch_size"] = _int_list(values["batch_size"], "--batch-size")
+    if values["batch_size"] is not None:
+        toks = [t.strip() for t in values["batch_size"].split(",") if t.strip()]
+        try:
+            values["batch_size"] = [t if t == "n" else int(t) for t in toks]
+        except ValueError:
+            raise MastError(f"--batch-size {values['batch_size']} must be integers or 'n'") from None
     if seed_list is not None:
         seeds = _int_list(seed_list, "--seed")
         if any(x < 0 for x in seeds):
@@ -339,6 +344,37 @@ def prune(ctx, config_path, out, force, quiet, **opts):
     run_prune(cfg, out_dir, progress_factory(quiet, "mast prune"), force=force)
     if not quiet:
         click.echo(f"wrote {out_dir}/pruning.csv and metadata.json", err=True)
+
+
+@cli.command()
+@click.option("--dataset", "-d", default="a9a", show_default=True,
+              help="Dataset for every experiment (bundled a9a with a9a.t; a5a is downloaded by libsvmdata).")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Parallel units (joblib processes).")
+@click.option("--scheduler", default=None,
+              help="dask.distributed scheduler address (tcp://host:port): run the units on that cluster.")
+@click.option("--only", multiple=True, help="Run only this experiment (repeatable), e.g. fig1_pruning_bernoulli.")
+@click.option("--experiments", "experiments_dir", default=None, type=click.Path(),
+              help="Folder of experiment TOML files (default: the repository's experiments/).")
+@click.option("--results", "results_dir", default="results", show_default=True, help="Results folder.")
+@click.option("--plots", "plots_dir", default="plots", show_default=True, help="Figures folder.")
+@click.option("--force", is_flag=True, help="Recompute every unit.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def reproduce(dataset, jobs, scheduler, only, experiments_dir, results_dir, plots_dir, force, quiet):
+    """Every paper figure: run the missing units of each experiment in experiments/, then plot.
+
+    Resumable: finished units are stored under results/<experiment>/<unit hash>/ and skipped
+    on the next run.  Parallel with --jobs (joblib) or --scheduler (dask.distributed).
+    """
+    from .suite import load_suite, reproduce as run_suite
+
+    if jobs < 1:
+        raise MastError(f"--jobs {jobs} must be >= 1")
+    exps = load_suite(experiments_dir, dataset=dataset, only=list(only) or None)
+    info = run_suite(exps, results_dir, plots_dir, jobs=jobs, scheduler=scheduler, force=force,
+                     progress_factory=progress_factory(quiet, "mast reproduce (units)"))
+    click.echo(f"{len(exps)} experiments, {info['units_run']} of {info['units_total']} units computed, "
+               f"{len(info['figures'])} files in {plots_dir}/; wall time {info['wall_time_s']:.1f} s",
+               err=True)
 
 
 def main():

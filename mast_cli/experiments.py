@@ -173,8 +173,8 @@ def validate_config(cfg):
             check(isinstance(s, (int, float)) and 0 <= s < 1, f"sparsity {s} must be in [0, 1)")
     if cfg.batch_size is not None:
         for b in cfg.batch_size:
-            check(isinstance(b, (int, float)) and float(b).is_integer() and b >= 1,
-                  f"batch size {b} must be an integer >= 1")
+            check(b == "n" or (isinstance(b, (int, float)) and float(b).is_integer() and b >= 1),
+                  f"batch size {b} must be an integer >= 1 or 'n'")
 
 
 def _parse_step(tok):
@@ -279,7 +279,7 @@ def expand_trajectories(cfg, problem):
     rows = []
     batches = [None]
     if cfg.algorithm == "dsgd-minibatch":
-        batches = [int(b) for b in (cfg.batch_size or [1])]
+        batches = [obj.n if b == "n" else min(int(b), obj.n) for b in (cfg.batch_size or [1])]
     for lvl_idx, (labels, sk) in enumerate(sketch_levels(cfg, obj.d)):
         for tok in cfg.step:
             kind, mult = _parse_step(tok)
