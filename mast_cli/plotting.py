@@ -148,7 +148,54 @@ def plot_convergence(folder, metric="erm_loss", out="plots", name=None):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     stem = name or f"{folder.name}-{metric}"
-    return save_figure(fig, out, stem, stats)
+    paths = save_figure(fig, out, stem, stats)
+    if df.step_label.nunique() > 1 and df.sparsity.nunique() > 1:
+        paths += plot_step_grid(df, metric, opt, label, out, f"{stem}-heatmap", title)
+    return paths
+
+
+def plot_step_grid(df, metric, opt, label, out, stem, title=""):
+    """Final metric per (step size × sparsity) cell: median over seeds; diverged cells marked.
+
+    The step-size/sparsity robustness study of Figs. 2 and 6.  A cell is *diverged*
+    when any of its seeds diverged (status column); it is drawn hatched with a ×.
+    """
+    import pandas as pd
+
+    plt = _pyplot()
+    last = df.sort_values("iteration").groupby(["step_label", "sparsity", "seed"]).tail(1)
+    cells = (last.groupby(["step_label", "sparsity"])
+             .agg(value=("value", "median"), diverged=("status", lambda s: bool((s == "diverged").any())),
+                  step_size=("step_size", "median"))
+             .reset_index())
+    steps = sorted(cells.step_label.unique(), key=lambda t: cells[cells.step_label == t].step_size.iloc[0])
+    levels = sorted(cells.sparsity.unique())
+    grid = np.full((len(steps), len(levels)), np.nan)
+    div = np.zeros_like(grid, dtype=bool)
+    for _, c in cells.iterrows():
+        i, j = steps.index(c.step_label), levels.index(c.sparsity)
+        grid[i, j] = c.value
+        div[i, j] = c.diverged or not np.isfinite(c.value)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(levels), 1.0 + 0.55 * len(steps)))
+    shown = np.where(div, np.nan, grid)
+    logv = np.log10(np.maximum(shown, 1e-16)) if np.nanmin(np.abs(shown)) >= 0 else shown
+    im = ax.imshow(logv, aspect="auto", cmap="viridis_r", origin="lower")
+    for i in range(len(steps)):
+        for j in range(len(levels)):
+            if div[i, j]:
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="xx",
+                                           edgecolor="red", lw=0))
+                ax.text(j, i, "diverged", ha="center", va="center", fontsize=6, color="red")
+            elif np.isfinite(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.1e}", ha="center", va="center", fontsize=6, color="white")
+    ax.set_xticks(range(len(levels)), [f"{s:.0%}" for s in levels])
+    ax.set_yticks(range(len(steps)), steps)
+    ax.set_xlabel("sparsity")
+    ax.set_ylabel("step size γ")
+    fig.colorbar(im, ax=ax, label=f"log10 final {label}")
+    ax.set_title(f"{title}: final value (median over seeds)", fontsize=8)
+    table = cells.assign(metric=metric, optimum=opt)
+    return save_figure(fig, out, stem, pd.DataFrame(table))
 
 
 PLOTTERS["trajectories.csv"] = plot_convergence

@@ -33,3 +33,20 @@ def test_plot_errors(results, tmp_path):
     assert res.exit_code == 2 and "does not exist" in res.output
     res = CliRunner().invoke(cli, ["plot", str(results), "--metric", "dist_sq_mast"])
     assert res.exit_code == 2 and "available" in res.output
+
+
+def test_step_sparsity_heatmap_marks_divergence(tmp_path):
+    out = tmp_path / "grid"
+    res = CliRunner().invoke(cli, ["run", "-d", "a1a", "--sketch", "bernoulli", "--sparsity", "0.2,0.8",
+                                   "--step", "0.5,1e5", "--iters", "150", "--seeds", "2", "--lam", "0.01",
+                                   "--eval-sketches", "0", "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["plot", str(out), "-o", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    cells = pd.read_csv(tmp_path / "p" / "grid-erm_loss-heatmap.csv")
+    assert len(cells) == 4
+    assert cells[cells.step_label == "100000.0"].diverged.all()
+    assert not cells[cells.step_label == "0.5"].diverged.any()
+    df = pd.read_csv(out / "trajectories.csv")
+    assert (df[df.step_label == "100000.0"].status == "diverged").all()
+    assert (df[df.step_label == "100000.0"].diverged_at > 0).all()

@@ -171,9 +171,13 @@ class Recorder:
         if self._next < len(self.points) and self.points[self._next] == t:
             self._next += 1
             if self.metrics_fn is not None:
-                vals = self.metrics_fn(X)
+                vals = {k: np.array(v, dtype=np.float64) for k, v in self.metrics_fn(X).items()}
+                # a non-finite metric (e.g. an overflowing loss) is divergence too
+                bad = self.alive & ~np.all([np.isfinite(v) for v in vals.values()], axis=0)
+                if bad.any():
+                    self.diverged_at[bad] = t
+                    self.alive &= ~bad
                 for name, v in vals.items():
-                    v = np.array(v, dtype=np.float64)
                     v[~self.alive] = np.nan
                     self.rows.setdefault(name, []).append(v)
 
