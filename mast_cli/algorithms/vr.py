@@ -1,0 +1,307 @@
+"""Algorithm 3: L-SVRDSG, loopless SVRG over a finite set of sketches (mast-theory §4, §5).
+
+[RECON] pseudocode (from L-SVRG, Kovalev et al. 2020; mast-theory §4 Algorithm 3): a
+finite pool {S_1, …, S_N} with probabilities q (uniform unless given) replaces D, so
+the objective is f_pool(x) = Σ_j q_j f(v + S_j(x − v)).  With ∇f_{S}(x) = Sᵀ∇f(v + S(x − v)):
+
+    w_0 = x_0,  G_0 = (1/b) Σ_{j∈J_0} ∇f_{S_j}(w_0),   J_0 ⊂ [N], |J_0| = b (no replacement)
+    for t = 0, 1, …:
+        j_t ~ q
+        g_t = ∇f_{S_{j_t}}(x_t) − ∇f_{S_{j_t}}(w_t) + G_t
+        x_{t+1} = x_t − γ g_t
+        with probability p:  w_{t+1} = x_t and G_{t+1} recomputed on a fresh J
+        otherwise            w_{t+1} = w_t, G_{t+1} = G_t.
+
+With b = N the reference is exact, G = ∇f_pool(w) = Σ_j q_j ∇f_{S_j}(w) (J = [N], no
+draw), and x_t → x*_pool linearly with no neighbourhood (Theorem 18 [RECON]); with
+b < N (uniform pool only) the reference is a minibatch estimate and the iterates
+plateau at a neighbourhood ∝ (N − b)/(b(N − 1)) (mast-theory §5).
+
+Batching: R trajectories are the columns of (d, R) arrays X, W (reference points)
+and G.  One step evaluates ∇f_{S_j}(x_t) and ∇f_{S_j}(w_t) of every trajectory with
+one product over A on 2R columns; the trajectories whose coin fires recompute their
+reference gradient together in one product over all their (trajectory, j ∈ J) pairs,
+summed per trajectory by a segmented reduction.  Randomness per trajectory, drawn in
+chunks of :data:`~mast_cli.algorithms._engine.CHUNK` steps from
+``SeedSequence(seed).spawn(4)``: [0] the indices j_t, [2] the coins, [3] the reference
+batches J (a 4th stream; the first three are those of :func:`~._engine.streams`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MastError, check
+from ._engine import CHUNK, Recorder, streams
+
+__all__ = ["l_svrdsg", "l_svrdsg_reference", "pool_value_grad"]
+
+
+def _draw_batches(rng, N, b, k):
+    """k reference batches: b distinct indices of [N] in increasing order, array (k, b).
+
+    b = N takes all indices and draws nothing.
+    """
+    if b >= N:
+        return np.broadcast_to(np.arange(N), (k, N))
+    if k == 0:
+        return np.zeros((0, b), dtype=np.int64)
+    keys = rng.random((k, N))
+    return np.sort(np.argpartition(keys, b - 1, axis=1)[:, :b], axis=1)
+
+
+def _check_pool(pool, R):
+    pool = np.asarray(pool, dtype=np.float64)
+    if pool.ndim == 2:
+        return pool, True
+    check(pool.ndim == 3 and pool.shape[0] == R,
+          f"pool must be (N, d) or (R={R}, N, d), got shape {pool.shape}")
+    return pool, False
+
+
+def _check_weights(weights, N):
+    """Pool probabilities (N,) or None (uniform)."""
+    if weights is None:
+        return None
+    q = np.asarray(weights, dtype=np.float64).ravel()
+    check(q.shape == (N,), f"pool weights have {q.size} values, expected N={N}")
+    check(np.all(q >= 0) and abs(q.sum() - 1.0) <= 1e-12, "pool weights must be probabilities")
+    if np.all(q == q[0]):
+        return None
+    return q
+
+
+def _check_ref(ref_prob, ref_batch, N, R):
+    p = np.broadcast_to(np.asarray(ref_prob, dtype=np.float64), (R,)).copy()
+    bad = p[~((p > 0) & (p <= 1))]
+    if bad.size:
+        raise MastError(f"ref_prob p={bad[0]:g} must be in (0, 1]")
+    if ref_batch is None:
+        b = np.full(R, N)
+    else:
+        raw = np.broadcast_to(np.asarray(ref_batch), (R,))
+        for val in raw:
+            if isinstance(val, (bool, np.bool_)) or not float(val).is_integer():
+                raise MastError(f"ref_batch b={val} must be an integer")
+        b = raw.astype(np.int64)
+    for val in b:
+        check(1 <= val <= N, f"ref_batch b={val} must be in [1, N={N}] (pool size)")
+    return p, b
+
+
+def pool_value_grad(obj, pool, v, weights=None):
+    """f_pool and ∇f_pool at one point: the finite-sum MAST objective over a pool.
+
+    f_pool(x) = Σ_j q_j f(v + s_j ⊙ (x − v)), ∇f_pool(x) = Σ_j q_j s_j ⊙ ∇f(v + s_j ⊙ (x − v)).
+
+    Returns a callable x -> (value, gradient), one product over A on N columns per call.
+    """
+    pool = np.asarray(pool, dtype=np.float64)
+    N = pool.shape[0]
+    q = np.full(N, 1.0 / N) if weights is None else np.asarray(weights, dtype=np.float64)
+    St = pool.T
+
+    def value_grad(x):
+        Y = v[:, None] + St * (x - v)[:, None]
+        vals, G = obj.value_grad(Y)
+        return float(vals @ q), (St * G) @ q
+
+    return value_grad
+
+
+class _VRBank:
+    """Indices j_t, coins and reference batches of all trajectories, CHUNK steps at a time."""
+
+    def __init__(self, N, p, b, q, rngs):
+        self.N, self.p, self.b, self.q = N, p, b, q
+        self.rngs = rngs                           # per trajectory (rng_j, rng_coin, rng_batch)
+        self.R = len(rngs)
+        self._pos = CHUNK
+
+    def _weights(self, J, b):
+        if self.q is None:
+            return np.full(J.shape, 1.0 / b)
+        return self.q[J]
+
+    def initial(self):
+        """Pairs (trajectory, j, weight) of the initial reference batches J_0."""
+        tr, jj, ww = [], [], []
+        for r, (_, _, rb) in enumerate(self.rngs):
+            J = _draw_batches(rb, self.N, int(self.b[r]), 1)[0]
+            tr.append(np.full(J.size, r))
+            jj.append(J)
+            ww.append(self._weights(J, int(self.b[r])))
+        return np.concatenate(tr), np.concatenate(jj), np.concatenate(ww)
+
+    def _refill(self):
+        js, fires, pos, tr, jj, ww = [], [], [], [], [], []
+        for r, (rj, rc, rb) in enumerate(self.rngs):
+            if self.q is None:
+                js.append(rj.integers(self.N, size=CHUNK))
+            else:
+                js.append(rj.choice(self.N, size=CHUNK, p=self.q))
+            coins = rc.random(CHUNK) < self.p[r]
+            fires.append(coins)
+            at = np.flatnonzero(coins)
+            J = _draw_batches(rb, self.N, int(self.b[r]), at.size)     # (k, b)
+            pos.append(np.repeat(at, J.shape[1]))
+            tr.append(np.full(J.size, r))
+            jj.append(J.ravel())
+            ww.append(self._weights(J, int(self.b[r])).ravel())
+        self._j = np.stack(js, axis=1)                                   # (CHUNK, R)
+        self._fire = np.stack(fires, axis=1)
+        pos = np.concatenate(pos)
+        order = np.argsort(pos, kind="stable")                           # by step, then trajectory
+        self._pairs = [np.concatenate(a)[order] for a in (tr, jj, ww)]
+        self._bounds = np.searchsorted(pos[order], np.arange(CHUNK + 1))
+        self._pos = 0
+
+    def next(self):
+        """(j (R,), fire (R,) bool, (trajectory, j, weight) pairs of the firing ones)."""
+        if self._pos == CHUNK:
+            self._refill()
+        t = self._pos
+        lo, hi = self._bounds[t], self._bounds[t + 1]
+        self._pos += 1
+        return self._j[t], self._fire[t], tuple(a[lo:hi] for a in self._pairs)
+
+
+def l_svrdsg(obj, pool, steps, seeds, iters, ref_prob, ref_batch=None, x0=None, v=None, *,
+             pool_weights=None, log_every=1, metrics_fn=None, progress=None):
+    """Run Algorithm 3 (L-SVRDSG) on R trajectories at once.
+
+    Parameters
+    ----------
+    obj : objective
+    pool : ndarray (N, d) or (R, N, d)
+        The finite sketch set {s_1..s_N} (diagonals), shared by all trajectories or
+        one per trajectory.
+    steps : array-like (R,)
+        Step size γ of each trajectory (theory: 1/(6 L_f L_S^max), Theorem 18).
+    seeds : array-like of int (R,)
+        Seed of each trajectory's streams (``SeedSequence(seed).spawn(4)``).
+    iters : int
+        Number of steps T.
+    ref_prob : float or array-like (R,)
+        Probability p ∈ (0, 1] of refreshing the reference point.
+    ref_batch : int or array-like (R,), optional
+        Reference batch size b ∈ [1, N]; ``None`` (or N) is the exact reference ∇f_pool.
+    x0, v : ndarray (d,) or (d, R), optional
+        Initial point and shift; zeros by default, and x0 defaults to v.
+    pool_weights : ndarray (N,), optional
+        Probabilities q_j of the pool's sketches (e.g. from ``Sketch.enumerate``);
+        uniform when omitted.  Non-uniform weights need b = N.
+    log_every : int
+    metrics_fn : callable X -> dict of (R,) arrays, optional
+    progress : callable int -> None, optional
+
+    Returns
+    -------
+    History
+        ``extra`` holds ``W`` (last reference points) and ``refreshes`` (number of
+        reference refreshes per trajectory).
+    """
+    R = len(np.atleast_1d(np.asarray(seeds)))
+    d = obj.d
+    pool, shared = _check_pool(pool, R)
+    N = pool.shape[-2]
+    check(pool.shape[-1] == d, f"pool sketches have dimension {pool.shape[-1]}, expected d={d}")
+    q = _check_weights(pool_weights, N)
+    p, b = _check_ref(ref_prob, ref_batch, N, R)
+    if q is not None:
+        check(np.all(b == N), "a pool with non-uniform weights needs the exact reference b = N")
+    V = np.zeros((d, R)) if v is None else _as_columns(v, d, R)
+    X = V.copy() if x0 is None else _as_columns(x0, d, R)
+    gam = np.asarray(steps, dtype=np.float64).reshape(R)
+    rngs = [streams(s, 4) for s in np.asarray(seeds).reshape(R)]
+    bank = _VRBank(N, p, b, q, [(r[0], r[2], r[3]) for r in rngs])
+
+    def sketches(tr, jj):
+        return (pool[jj] if shared else pool[tr, jj]).T           # (d, m)
+
+    def reference(Wp, tr, jj, ww):
+        """Σ_{j∈J} w_j ∇f_{S_j}(w) per trajectory (segments of ``tr`` in increasing order)."""
+        S = sketches(tr, jj)
+        Vc = V[:, tr]
+        Gs = S * obj.grad(Vc + S * (Wp[:, tr] - Vc))
+        starts = np.flatnonzero(np.r_[True, tr[1:] != tr[:-1]])
+        return np.add.reduceat(np.ascontiguousarray((Gs * ww).T), starts, axis=0).T
+
+    W = X.copy()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        G = reference(W, *bank.initial())
+        refreshes = np.zeros(R, dtype=np.int64)
+        rec = Recorder(X, iters, log_every, metrics_fn)
+        rec.log(X, 0)
+        cols = np.arange(R)
+        for t in range(iters):
+            j, fire, (tr, jj, ww) = bank.next()
+            S = sketches(cols, j)                                   # (d, R)
+            Y = np.concatenate([V + S * (X - V), V + S * (W - V)], axis=1)
+            Gc = obj.grad(Y)                                        # one product on 2R columns
+            g = S * Gc[:, :R] - S * Gc[:, R:] + G
+            if fire.any():
+                W[:, fire] = X[:, fire]                             # w_{t+1} = x_t
+            X -= (gam * rec.alive) * g
+            if fire.any():
+                G[:, fire] = reference(W, tr, jj, ww)
+                refreshes += fire
+            rec.check(X, t + 1)
+            rec.log(X, t + 1)
+            if progress is not None:
+                progress(1)
+    return rec.history({"W": W.copy(), "refreshes": refreshes})
+
+
+def _as_columns(x, d, R):
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        check(x.shape == (d,), f"expected {d} values, got {x.size}")
+        return np.repeat(x[:, None], R, axis=1)
+    check(x.shape == (d, R), f"expected shape ({d}, {R}), got {x.shape}")
+    return x.copy()
+
+
+def l_svrdsg_reference(obj, pool, step, seed, iters, ref_prob, ref_batch=None, x0=None, v=None,
+                       pool_weights=None):
+    """Naive one-trajectory loop of Algorithm 3: the oracle for :func:`l_svrdsg`.
+
+    Plain 1-D products, one sketch gradient at a time; draws j_t, the coins and the
+    reference batches from the same streams in the same chunks.  Returns the iterates
+    (T+1, d).
+    """
+    pool = np.asarray(pool, dtype=np.float64)
+    N, d = pool.shape
+    q = _check_weights(pool_weights, N)
+    b = N if ref_batch is None else int(ref_batch)
+    v = np.zeros(d) if v is None else np.asarray(v, dtype=np.float64)
+    x = v.copy() if x0 is None else np.asarray(x0, dtype=np.float64).copy()
+    rs = streams(seed, 4)
+    rj, rc, rb = rs[0], rs[2], rs[3]
+
+    def grad_S(s, z):
+        y = v + s * (z - v)
+        m = obj.b * (obj.A @ y)
+        return s * (obj.A.T @ (obj.b * -1.0 / (1.0 + np.exp(m))) / obj.n + obj._pen_grad(y))
+
+    def ref(wp, J):
+        wts = np.full(len(J), 1.0 / b) if q is None else q[J]
+        return sum(wt * grad_S(pool[jx], wp) for jx, wt in zip(J, wts))
+
+    w = x.copy()
+    G = ref(w, _draw_batches(rb, N, b, 1)[0])
+    out = [x.copy()]
+    for t in range(iters):
+        if t % CHUNK == 0:
+            js = rj.integers(N, size=CHUNK) if q is None else rj.choice(N, size=CHUNK, p=q)
+            coins = rc.random(CHUNK) < ref_prob
+            batches = iter(_draw_batches(rb, N, b, int(coins.sum())))
+        s = pool[js[t % CHUNK]]
+        g = grad_S(s, x) - grad_S(s, w) + G
+        x_old = x
+        x = x - step * g
+        if coins[t % CHUNK]:
+            w = x_old
+            G = ref(w, next(batches))
+        out.append(x.copy())
+    return np.array(out)
