@@ -16,6 +16,8 @@ __all__ = [
     "abc_constant_minibatch",
     "step_dsgd",
     "step_dsgd_minibatch",
+    "step_distributed",
+    "step_vr",
 ]
 
 
@@ -63,3 +65,20 @@ def abc_constant_minibatch(L_f, L_max, L_S_max, n, tau, sampling="uniform", L_me
 def step_dsgd_minibatch(L_f, L_max, L_S_max, n, tau, sampling="uniform", L_mean=None):
     """Step of Algorithm 1 (II): γ = 1/A' (strongly convex (II) form, mast-theory §5) [RECON]."""
     return 1.0 / abc_constant_minibatch(L_f, L_max, L_S_max, n, tau, sampling, L_mean)
+
+
+def step_distributed(L_f_local, L_S_max_local):
+    """Step of Algorithm 2: γ = 1/max_i(L_{f_i} L_{S_i}^max) [RECON].
+
+    The strongly convex distributed statement of mast-theory §5 (γ ≤ 1/A with
+    A := max_i L_{f_i} L_{S_i}^max); L_{f_i} are the workers' smoothness constants
+    and L_{S_i}^max their sketches' (heterogeneous D_i allowed).
+    """
+    A = max(float(Lf) * _finite_LSmax(float(Ls), "Algorithm 2")
+            for Lf, Ls in zip(L_f_local, L_S_max_local))
+    return 1.0 / A
+
+
+def step_vr(L_f, L_S_max):
+    """Theorem 18 step of Algorithm 3 (L-SVRDSG): γ = 1/(6 L_f L_S^max) [RECON]."""
+    return 1.0 / (6.0 * L_f * _finite_LSmax(L_S_max, "Algorithm 3"))
