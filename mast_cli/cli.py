@@ -8,6 +8,7 @@ that ``mast --help`` stays instant.  Every user error is reported as one line
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -18,8 +19,18 @@ from .errors import MastError
 __all__ = ["main", "cli"]
 
 
+class _Interrupted(Exception):
+    """Ctrl-C inside a command (re-raised so click does not print its own newline)."""
+
+
 class MastGroup(click.Group):
     """Click group that reports every error as one line, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
 
     def main(self, args=None, prog_name=None, **extra):
         extra.pop("standalone_mode", None)
@@ -27,7 +38,7 @@ class MastGroup(click.Group):
             rv = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
-        except (click.exceptions.Abort, KeyboardInterrupt):
+        except (click.exceptions.Abort, KeyboardInterrupt, _Interrupted):
             click.echo("Error: interrupted; finished work was kept, rerun to resume", err=True)
             sys.exit(130)
         except click.ClickException as exc:
@@ -37,6 +48,17 @@ class MastGroup(click.Group):
         except MastError as exc:
             click.echo(f"Error: {' '.join(str(exc).split())}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            click.echo(f"Error: {exc.strerror or exc}{where}", err=True)
+            sys.exit(2)
+        except Exception as exc:  # a bug: one line, the traceback on request
+            if os.environ.get("MAST_DEBUG"):
+                raise
+            msg = " ".join(str(exc).split())[:300]
+            click.echo(f"Error: internal error {type(exc).__name__}: {msg} "
+                       "(rerun with MAST_DEBUG=1 for the traceback)", err=True)
+            sys.exit(1)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
         sys.exit(0)

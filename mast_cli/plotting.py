@@ -47,12 +47,20 @@ def save_figure(fig, out, stem, table=None):
     except OSError as exc:
         raise MastError(f"cannot create plot folder '{out}': {exc.strerror or exc}") from None
     paths = []
+    import os
+    import tempfile
+
     for ext in ("pdf", "png"):
         path = out / f"{stem}.{ext}"
-        tmp = out / f".{stem}.tmp.{ext}"
-        fig.savefig(tmp, dpi=150, bbox_inches="tight", metadata={"CreationDate": None}
-                    if ext == "pdf" else None)
-        tmp.replace(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp.{ext}", dir=out)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
+                        metadata={"CreationDate": None} if ext == "pdf" else None)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         paths.append(path)
     if table is not None:
         path = out / f"{stem}.csv"
