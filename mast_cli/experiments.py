@@ -55,6 +55,10 @@ CSV_FLOAT_FORMAT = "%.17g"
 EVAL_SEED = 20231127
 
 ALGORITHMS = {}   # name -> runner, filled below (and by the Algorithm 2/3 integration)
+#: name -> (cfg, problem) -> trajectories, for algorithms with their own sweep (Algorithms 2/3)
+EXPANDERS = {}
+#: name -> (cfg, problem, trajectories) -> dict merged into metadata.json
+METADATA_HOOKS = {}
 
 
 @dataclass
@@ -221,23 +225,13 @@ def load_problem(dataset, objective="logreg", lam=1e-3):
 
 
 def resolve_shift(shift, problem):
-    """Shift v: ``zero``, ``erm`` (x*_ERM) or a ``.npy`` file with d finite values."""
-    d = problem.obj.d
-    if shift in (None, "zero", "0"):
-        return np.zeros(d)
-    if shift == "erm":
-        return problem.x_star.copy()
-    path = Path(shift)
-    if not path.is_file():
-        raise MastError(f"shift '{shift}' is not 'zero', 'erm' or an existing .npy file")
-    try:
-        v = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise MastError(f"shift file '{shift}' is not a readable .npy array: {exc}") from None
-    v = np.asarray(v, dtype=np.float64).ravel()
-    check(v.shape == (d,), f"shift file '{shift}' has {v.size} values, expected d={d}")
-    check(np.all(np.isfinite(v)), f"shift file '{shift}' has non-finite values")
-    return v
+    """Shift v from its specification (zero, erm, noisy:σ, lam:λ, half, a .npy file).
+
+    See :mod:`mast_cli.shifts`.
+    """
+    from .shifts import resolve_shift as _resolve
+
+    return _resolve(shift, problem)
 
 
 # --- expansion into trajectories ----------------------------------------------------
@@ -272,6 +266,9 @@ def _sketch_param(sk):
 def expand_trajectories(cfg, problem):
     """All trajectories of a config as a list of dicts (sketch, step, batch, seed, labels)."""
     from . import theory
+
+    if cfg.algorithm in EXPANDERS:
+        return EXPANDERS[cfg.algorithm](cfg, problem)
 
     obj = problem.obj
     L_f = obj.smoothness()
@@ -519,6 +516,7 @@ def run_metadata(cfg, problem, trajs, n_units, wall_time):
         "n_trajectories": len(trajs),
         "units": n_units,
         "wall_time_s": round(wall_time, 3),
+        **(METADATA_HOOKS[cfg.algorithm](cfg, problem, trajs) if cfg.algorithm in METADATA_HOOKS else {}),
         **provenance(),
     }
 
@@ -584,3 +582,6 @@ class _NullProgress:
 
     def update(self, n):
         pass
+
+
+from . import experiments_alg23  # noqa: E402,F401  (registers Algorithms 2 and 3)

@@ -271,6 +271,8 @@ def plot_delta(folder, metric=None, out="plots", name=None):
 
     folder = Path(folder)
     df = pd.read_csv(folder / "delta.csv").sort_values("sparsity")
+    if "shift" in df.columns and df["shift"].nunique() > 1:
+        return plot_shift_study(folder, df, out, name)
     meta = _read_meta(folder)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -287,6 +289,48 @@ def plot_delta(folder, metric=None, out="plots", name=None):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     return save_figure(fig, out, name or f"{folder.name}-delta", df)
+
+
+def plot_shift_study(folder, df, out="plots", name=None):
+    """Pre-trained shifts v ≠ 0: measured Δ against Theorem 1's bound (L_f/2)(L_D − 1)‖x* − v‖²,
+    and the median test accuracy of sparsified ERM / MAST solutions, against ‖x* − v‖²."""
+    plt = _pyplot()
+    has_acc = "mast_acc_median" in df.columns
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6.4, 4.2))
+    axes = np.atleast_1d(axes)
+    ax = axes[0]
+    cmap = plt.get_cmap("viridis", max(df.sparsity.nunique(), 2))
+    for i, (s, g) in enumerate(df.groupby("sparsity")):
+        g = g.sort_values("dist_sq_v_xstar")
+        c = cmap(i / max(df.sparsity.nunique() - 1, 1))
+        x = np.maximum(g.dist_sq_v_xstar, 1e-12)
+        ax.errorbar(x, np.maximum(g.delta, 1e-16), yerr=2 * g.delta_se, marker="o", color=c, capsize=2,
+                    label=f"Δ measured, sparsity {s:.0%}")
+        ax.plot(x, np.maximum(g.thm1_upper, 1e-16), ls="--", color=c, lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("‖x* − v‖² (shift's distance to the ERM solution)")
+    ax.set_ylabel("Δ = f_D^inf − f^inf   (dashed: Theorem 1 bound)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    if has_acc:
+        ax = axes[1]
+        for i, (s, g) in enumerate(df.groupby("sparsity")):
+            g = g.sort_values("dist_sq_v_xstar")
+            c = cmap(i / max(df.sparsity.nunique() - 1, 1))
+            x = np.maximum(g.dist_sq_v_xstar, 1e-12)
+            ax.plot(x, g.mast_acc_median, marker="o", color=c, label=f"MAST x*_D, {s:.0%}")
+            ax.plot(x, g.erm_acc_median, marker="s", ls=":", color=c, label=f"ERM x*, {s:.0%}")
+        ax.set_xscale("log")
+        ax.set_xlabel("‖x* − v‖²")
+        ax.set_ylabel("median test accuracy of v + S(x̂ − v)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+    for _, r in df.drop_duplicates("shift").iterrows():
+        axes[0].annotate(str(r["shift"]), (max(r.dist_sq_v_xstar, 1e-12), max(r.delta, 1e-16)),
+                         fontsize=6, alpha=0.7)
+    fig.suptitle(f"Pre-trained shift v ≠ 0 on {folder.name}", fontsize=10)
+    return save_figure(fig, out, name or f"{folder.name}-shift", df)
 
 
 PLOTTERS["delta.csv"] = plot_delta

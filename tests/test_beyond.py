@@ -1,0 +1,57 @@
+"""Beyond the paper (issue 10): dropout baseline, Gaussian sketches, pre-trained shifts."""
+
+import numpy as np
+import pytest
+
+from mast_cli.algorithms import dsgd
+from mast_cli.experiments import Problem
+from mast_cli.objectives import solve_erm
+from mast_cli.shifts import resolve_shift
+from mast_cli.sketches import Bernoulli, DropoutUnscaled, Gaussian
+
+
+@pytest.mark.parametrize("p", [0.3, 0.8])
+def test_mast_is_unscaled_dropout_after_change_of_variables(a1a_obj, p):           # §7.1
+    """v = 0, uniform p: MAST in x with step γ equals unscaled dropout in x̃ = x/p with step γ/p²
+    (same masks c from the same stream), so x_t = p x̃_t (test-time weight scaling)."""
+    gamma, T = 0.05, 60
+    mast = dsgd(a1a_obj, [Bernoulli(a1a_obj.d, p)], [gamma], [11], T)
+    drop = dsgd(a1a_obj, [DropoutUnscaled(a1a_obj.d, p)], [gamma / p ** 2], [11], T)
+    np.testing.assert_allclose(mast.x_final[:, 0], p * drop.x_final[:, 0], rtol=1e-10, atol=1e-13)
+    # the theory steps coincide too: 1/(L_f L_S^max) = p²/L_f for MAST and 1/L_f for dropout
+    assert Bernoulli(a1a_obj.d, p).L_S_max * p ** 2 == pytest.approx(DropoutUnscaled(a1a_obj.d, p).L_S_max)
+
+
+def test_dropout_unscaled_is_biased(rng):
+    sk = DropoutUnscaled(6, 0.25)
+    assert not sk.unbiased
+    np.testing.assert_allclose(sk.sample(rng, 100_000).mean(0), 0.25, atol=0.01)
+
+
+def test_gaussian_matches_bernoulli_variance_in_f_D(tiny, rng):
+    """At matched variance σ² = 1/p − 1, E[SᵀHS] is the same, so f_D agrees to second order
+    near v: compare Monte Carlo f_D at a point close to v."""
+    p = 0.5
+    g, b = Gaussian(tiny.d, np.sqrt(1 / p - 1)), Bernoulli(tiny.d, p)
+    v = solve_erm(tiny)[0]
+    x = v + 1e-3 * rng.standard_normal(tiny.d)
+    H = tiny.hessian(v)
+    quad = lambda sk: 0.5 * (x - v) @ (sk.sandwich(H) - H) @ (x - v)  # noqa: E731
+    assert quad(g) == pytest.approx(quad(b), rel=1e-12)
+    assert g.L_S_max == np.inf and b.L_S_max == 4.0
+
+
+@pytest.mark.parametrize("spec", ["zero", "erm", "noisy:0.5", "lam:0.1", "half"])
+def test_shift_specifications(a1a_obj, a1a_star, spec):
+    prob = Problem(None, a1a_obj, a1a_star, float(a1a_obj.value(a1a_star)), {})
+    v = resolve_shift(spec, prob)
+    assert v.shape == (a1a_obj.d,) and np.all(np.isfinite(v))
+    dist = np.linalg.norm(v - a1a_star)
+    if spec == "erm":
+        assert dist == 0
+    elif spec == "noisy:0.5":
+        assert dist == pytest.approx(0.5 * np.linalg.norm(a1a_star), rel=0.3)
+    elif spec in ("lam:0.1", "half"):
+        assert 0 < dist < np.linalg.norm(a1a_star) + 1
+        assert np.linalg.norm(a1a_obj.grad(v)) > 1e-6
+    assert np.array_equal(v, resolve_shift(spec, prob))   # deterministic
