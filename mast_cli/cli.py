@@ -348,7 +348,10 @@ def plot(results, metric, out, name):
 @click.option("--step", default="theory", show_default=True, help="MAST step: theory, a number, or '4x'.")
 @click.option("--val-fraction", "val_fraction", type=float, default=0.2, show_default=True,
               help="Share of training rows held out to pick the best-validation iterate.")
-@click.option("--shift", default="zero", show_default=True, help="Shift v: zero, erm or a .npy file.")
+@click.option("--shift", default="zero", show_default=True,
+              help="Shift v: zero, erm, noisy:σ, lam:λ, half or a .npy file.")
+@click.option("--dropout-baseline", "dropout_baseline", is_flag=True, default=None,
+              help="Also train classic unscaled dropout (Bernoulli only) and deploy it with/without weight scaling.")
 @click.option("--out", "-o", default="results/prune", show_default=True, help="Output folder.")
 @click.option("--force", is_flag=True, help="Recompute finished levels.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -150,7 +150,8 @@ def validate_config(cfg):
           f"unknown algorithm '{cfg.algorithm}'; choose one of {', '.join(ALGORITHMS)}")
     check(cfg.objective in OBJECTIVES,
           f"unknown objective '{cfg.objective}'; choose one of {', '.join(OBJECTIVES)}")
-    check(cfg.sketch in SKETCHES, f"unknown sketch '{cfg.sketch}'; choose one of {', '.join(SKETCHES)}")
+    for name in sketch_names(cfg):
+        check(name in SKETCHES, f"unknown sketch '{name}'; choose one of {', '.join(SKETCHES)}")
     check(isinstance(cfg.lam, (int, float)) and math.isfinite(cfg.lam) and cfg.lam >= 0,
           f"lam {cfg.lam} must be a finite number >= 0")
     check(isinstance(cfg.iters, int) and not isinstance(cfg.iters, bool) and cfg.iters >= 1,
@@ -236,23 +237,40 @@ def resolve_shift(shift, problem):
 
 # --- expansion into trajectories ----------------------------------------------------
 
+def sketch_names(cfg):
+    """The sketch families of a config: ``sketch`` may be one name, a comma list or a list."""
+    names = cfg.sketch if isinstance(cfg.sketch, (list, tuple)) else str(cfg.sketch).split(",")
+    return [n.strip() for n in names if str(n).strip()]
+
+
 def sketch_levels(cfg, d):
-    """The sketch distributions to sweep: list of (label dict, Sketch)."""
+    """The sketch distributions to sweep: list of (label dict, Sketch).
+
+    The product of the sketch families (``sketch``) and their levels: ``sparsity``
+    (mapped per family, so Gaussian sketches get the Bernoulli-matched variance
+    σ² = 1/(1 − s) − 1), or explicit ``p`` / ``k`` lists, or one fixed parameter.
+    """
     from .sketches import make_sketch
 
     levels = []
-    if cfg.sparsity is not None:
-        for s in cfg.sparsity:
-            sk = make_sketch(cfg.sketch, d, workers=cfg.workers if cfg.sketch != "perm-k" else None,
-                             sigma=None, sparsity=float(s))
-            levels.append(({"sparsity_level": float(s)}, sk))
-    elif cfg.sketch in ("bernoulli", "dropout-unscaled") and cfg.p is not None:
-        levels = [({}, make_sketch(cfg.sketch, d, p=float(p))) for p in cfg.p]
-    elif cfg.sketch == "rand-k" and cfg.k is not None:
-        levels = [({}, make_sketch(cfg.sketch, d, k=k)) for k in cfg.k]
-    else:
-        levels = [({}, make_sketch(cfg.sketch, d, workers=cfg.workers, sigma=cfg.sigma))]
+    for name in sketch_names(cfg):
+        if cfg.sparsity is not None:
+            for s in cfg.sparsity:
+                sk = make_sketch(name, d, workers=cfg.workers if name != "perm-k" else None,
+                                 sparsity=float(s))
+                levels.append(({"sparsity_level": float(s)}, sk))
+        elif name in ("bernoulli", "dropout-unscaled") and cfg.p is not None:
+            levels += [({}, make_sketch(name, d, p=float(p))) for p in cfg.p]
+        elif name == "rand-k" and cfg.k is not None:
+            levels += [({}, make_sketch(name, d, k=k)) for k in cfg.k]
+        else:
+            levels.append(({}, make_sketch(name, d, p=_one_or_none(cfg.p), k=_one_or_none(cfg.k),
+                                           workers=cfg.workers, sigma=cfg.sigma)))
     return levels
+
+
+def _one_or_none(values):
+    return None if not values else values[0]
 
 
 def _sketch_param(sk):

@@ -230,25 +230,33 @@ def plot_pruning(folder, metric=None, out="plots", name=None):
     rows = []
     for ax, (sel, title) in zip(axes, panels):
         mast = df[(df.formulation == "mast") & (df.selection == sel)]
-        pos_e = np.arange(len(levels)) * 3.0
         data_e = [erm[erm.sparsity == s].test_accuracy.to_numpy() for s in levels]
         data_m = [mast[mast.sparsity == s].test_accuracy.to_numpy() for s in levels]
-        for label, data, pos, colour in (("ERM", data_e, pos_e, "#d95f02"),
-                                         ("MAST", data_m, pos_e + 1.0, "#1b9e77")):
+        series = [("ERM", data_e, "#d95f02"), ("MAST", data_m, "#1b9e77")]
+        drop = df[(df.formulation == "dropout-scaled") & (df.selection == sel)]
+        if len(drop):
+            series.append(("Dropout", [drop[drop.sparsity == s].test_accuracy.to_numpy() for s in levels],
+                           "#7570b3"))
+        width = 3.0 if len(series) == 2 else 4.0
+        pos_e = np.arange(len(levels)) * width
+        for k, (label, data, colour) in enumerate(series):
+            pos = pos_e + k
+            keep = [i for i, dd in enumerate(data) if len(dd)]
+            data, pos = [data[i] for i in keep], pos[keep]
             bp = ax.boxplot(data, positions=pos, widths=0.8, patch_artist=True, showfliers=True,
                             flierprops={"markersize": 2})
             for patch in bp["boxes"]:
                 patch.set_facecolor(colour)
                 patch.set_alpha(0.6)
             ax.plot([], [], color=colour, lw=6, alpha=0.6, label=label)
-            for s, vals in zip(levels, data):
+            for s, vals in zip([levels[i] for i in keep], data):
                 q1, med, q3 = np.percentile(vals, [25, 50, 75])
                 rows.append({"panel": sel, "formulation": label.lower(), "sparsity": s, "q1": q1,
                              "median": med, "q3": q3, "min": vals.min(), "max": vals.max(),
                              "mean": vals.mean(), "masks": len(vals)})
         dense = erm.dense_test_accuracy.iloc[0] if len(erm) else np.nan
         ax.axhline(dense, ls="--", color="grey", lw=1, label="ERM, no pruning")
-        ax.set_xticks(pos_e + 0.5, [f"{s:.0%}" for s in levels])
+        ax.set_xticks(pos_e + 0.5 * (len(series) - 1), [f"{s:.0%}" for s in levels])
         ax.set_xlabel("sparsity (share of zeroed weights)")
         ax.set_title(title, fontsize=9)
         ax.grid(True, axis="y", alpha=0.3)

@@ -14,6 +14,12 @@ Protocol [RECON from the figure captions and S5]:
 Predictions are sign(aᵀx); a zero margin counts as an error.  For v = 0 and
 uniform-scale sketches the rescaling (1/p, d/K) does not change the sign, so the
 masked and the masked-and-rescaled models have the same accuracy (check 23).
+
+Optional dropout baseline (reviewer Lu4H; mast-theory §7.1): classic dropout trains
+E f(v + c ⊙ (x̃ − v)) with unscaled masks c ~ Bernoulli(p) (biased, outside Assumption 1)
+and is deployed with test-time weight scaling v + p(x̃ − v) or without it.  For v = 0 and
+uniform p it is MAST after the change of variables x = p x̃ (with the step γ/p²); the
+theory steps 1/(L_f L_S^max) of the two coincide, so the two solutions agree.
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ class PruneConfig:
     val_fraction: float = 0.2
     shift: str = "zero"
     log_every: int | None = None
+    #: also train classic (unscaled) dropout, E f(c ⊙ x̃) with c ~ Bernoulli(p), and deploy it
+    #: with test-time weight scaling p·x̃ ("dropout-scaled") and without ("dropout-unscaled")
+    dropout_baseline: bool = False
 
     def to_dict(self):
         import dataclasses
@@ -71,6 +80,8 @@ def validate_prune(cfg):
     check(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed {cfg.seed} must be an integer >= 0")
     check(0 <= cfg.val_fraction < 1, f"val fraction {cfg.val_fraction} must be in [0, 1)")
     check(len(cfg.sparsity) >= 1, "at least one sparsity level is needed")
+    check(not cfg.dropout_baseline or cfg.sketch == "bernoulli",
+          f"the dropout baseline needs --sketch bernoulli, not '{cfg.sketch}'")
     for s in cfg.sparsity:
         check(0 <= s < 1, f"sparsity {s} must be in [0, 1)")
     from .experiments import _parse_step
@@ -156,8 +167,18 @@ def compute_prune_unit(spec):
     frames = []
     param = next((float(val) for key, val in sk.params().items() if key in ("p", "k", "workers")),
                  float("nan"))
-    for form, sel, x_hat, it in (("erm", "exact", x_erm, -1), ("mast", "last", x_last, cfg.iters),
-                                 ("mast", "best_val", x_best, best_it)):
+    models = [("erm", "exact", x_erm, -1), ("mast", "last", x_last, cfg.iters),
+              ("mast", "best_val", x_best, best_it)]
+    if cfg.dropout_baseline and s > 0:
+        # classic dropout: GD on E f(v + c ⊙ (x̃ − v)), unscaled masks, theory step 1/(L_f · 1)
+        p = 1.0 - s
+        drop = make_sketch("dropout-unscaled", obj.d, p=p)
+        gd = mult * step_dsgd(obj.smoothness(), drop.L_S_max) if kind == "theory" else mult
+        d_last, d_best, d_it = train_mast(obj, drop, gd, cfg.iters, cfg.seed, v, Xval, yval, log_every)
+        for sel, xt, it in (("last", d_last, cfg.iters), ("best_val", d_best, d_it)):
+            models.append(("dropout-scaled", sel, v + p * (xt - v), it))
+            models.append(("dropout-unscaled", sel, xt, it))
+    for form, sel, x_hat, it in models:
         acc = masked_accuracy(Xt, yt, x_hat, v, S)
         dense = masked_accuracy(Xt, yt, x_hat, v, ones)[0]
         frames.append(pd.DataFrame({

@@ -55,3 +55,32 @@ def test_shift_specifications(a1a_obj, a1a_star, spec):
         assert 0 < dist < np.linalg.norm(a1a_star) + 1
         assert np.linalg.norm(a1a_obj.grad(v)) > 1e-6
     assert np.array_equal(v, resolve_shift(spec, prob))   # deterministic
+
+
+def test_pruning_dropout_baseline_equals_mast_for_v0(tmp_path):
+    """Classic dropout deployed with weight scaling is MAST after x = p x̃ (same masks, same
+    theory-equivalent steps): identical sparsified test accuracies; unscaled deployment too,
+    since scaling does not change sign(aᵀx) when v = 0."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from mast_cli.cli import cli
+
+    out = tmp_path / "p"
+    res = CliRunner().invoke(cli, ["prune", "-d", "a1a", "--sparsity", "0.4,0.7", "--masks", "20",
+                                   "--iters", "80", "--dropout-baseline", "-q", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out / "pruning.csv")
+    key = ["selection", "sparsity", "mask"]
+    mast = df[df.formulation == "mast"].set_index(key).sort_index()
+    for form in ("dropout-scaled", "dropout-unscaled"):
+        drop = df[df.formulation == form].set_index(key).sort_index()
+        assert len(drop) == len(mast) == 2 * 2 * 20
+        np.testing.assert_allclose(drop.test_accuracy, mast.test_accuracy, atol=2e-4)
+    res = CliRunner().invoke(cli, ["plot", str(out), "-o", str(tmp_path / "fig")])
+    assert res.exit_code == 0
+    stats = pd.read_csv(tmp_path / "fig" / "p-pruning.csv")
+    assert set(stats.formulation) == {"erm", "mast", "dropout"}
+    res = CliRunner().invoke(cli, ["prune", "-d", "a1a", "--sketch", "rand-k", "--dropout-baseline",
+                                   "-o", str(tmp_path / "q")])
+    assert res.exit_code == 2 and "dropout baseline needs" in res.output
