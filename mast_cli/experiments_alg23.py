@@ -89,24 +89,30 @@ def _per_worker(values, M, option):
 
 
 def _distributed_levels(cfg, d, M):
-    """list of (labels, WorkerSketches) for the distributed sweep."""
+    """list of (labels, WorkerSketches) for the distributed sweep (every sketch family of
+    ``--sketch``, then its levels)."""
     from .algorithms import WorkerSketches
+    from .experiments import sketch_names
     from .sketches import PermK, make_sketch
 
-    name = cfg.sketch
-    if name == "perm-k":
-        check(cfg.sparsity is None, "perm-k's sparsity is fixed by --workers M (1 − 1/M); drop --sparsity")
-        return [({}, WorkerSketches(PermK(d, M), M))]
-    if cfg.sparsity is not None:
-        return [({"sparsity_level": float(s)}, WorkerSketches(make_sketch(name, d, sparsity=float(s)), M))
-                for s in cfg.sparsity]
-    if name in ("bernoulli", "dropout-unscaled") and cfg.p is not None:
-        return [({}, WorkerSketches([make_sketch(name, d, p=float(p))
-                                     for p in _per_worker(cfg.p, M, "--p")], M))]
-    if name == "rand-k" and cfg.k is not None:
-        return [({}, WorkerSketches([make_sketch(name, d, k=k)
-                                     for k in _per_worker(cfg.k, M, "--k")], M))]
-    return [({}, WorkerSketches(make_sketch(name, d, sigma=cfg.sigma), M))]
+    levels = []
+    for name in sketch_names(cfg):
+        if name == "perm-k":
+            check(cfg.sparsity is None,
+                  "perm-k's sparsity is fixed by --workers M (1 − 1/M); drop --sparsity")
+            levels.append(({}, WorkerSketches(PermK(d, M), M)))
+        elif cfg.sparsity is not None:
+            levels += [({"sparsity_level": float(s)},
+                        WorkerSketches(make_sketch(name, d, sparsity=float(s)), M)) for s in cfg.sparsity]
+        elif name in ("bernoulli", "dropout-unscaled") and cfg.p is not None:
+            levels.append(({}, WorkerSketches([make_sketch(name, d, p=float(p))
+                                               for p in _per_worker(cfg.p, M, "--p")], M)))
+        elif name == "rand-k" and cfg.k is not None:
+            levels.append(({}, WorkerSketches([make_sketch(name, d, k=k)
+                                               for k in _per_worker(cfg.k, M, "--k")], M)))
+        else:
+            levels.append(({}, WorkerSketches(make_sketch(name, d, sigma=cfg.sigma), M)))
+    return levels
 
 
 def _worker_param(ws):

@@ -84,6 +84,16 @@ def test_distributed_perm_k(tmp_path):
     assert df.erm_loss.iloc[-1] < df.erm_loss.iloc[0]
 
 
+def test_distributed_sketch_families(tmp_path):
+    out = tmp_path / "f"
+    res = run(COMMON + ["-a", "distributed", "--workers", "2", "--sketch", "bernoulli,rand-k",
+                        "--sparsity", "0.5", "--seed", "0", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out / "trajectories.csv")
+    assert set(df.sketch) == {"bernoulli", "rand-k"}
+    assert set(df.worker_params) == {"0.5,0.5", "62,62"}
+
+
 def test_vr_csv_metadata_and_values(tmp_path):
     out = tmp_path / "v"
     res = run(VR + ["--ref-batch", "4", "--ref-prob", "0.2", "--step", "4x", "--seed", "5", "-o", str(out)])
