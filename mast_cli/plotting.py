@@ -195,7 +195,9 @@ def plot_step_grid(df, metric, opt, label, out, stem, title=""):
                                            edgecolor="red", lw=0))
                 ax.text(j, i, "diverged", ha="center", va="center", fontsize=6, color="red")
             elif np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.1e}", ha="center", va="center", fontsize=6, color="white")
+                light = im.norm(logv[i, j]) < 0.4   # yellow end of viridis_r
+                ax.text(j, i, f"{grid[i, j]:.1e}", ha="center", va="center", fontsize=6,
+                        color="black" if light else "white")
     ax.set_xticks(range(len(levels)), [f"{s:.0%}" for s in levels])
     ax.set_yticks(range(len(steps)), steps)
     ax.set_xlabel("sparsity")
