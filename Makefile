@@ -38,6 +38,17 @@ test: install
 	$(PYTEST) -q -m "not slow"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+# Full numerical check of every lemma/theorem (`mast verify`, default battery) on every bundled
+# dataset, then the slow verify tests.  Fails if any check is violated.  (`make test` runs the
+# quick battery on a1a and heart_scale through tests/test_verify.py.)
+VERIFY_DATASETS ?= a1a a9a mushrooms breast-cancer w1a heart_scale
+verify: install
+	@set -e; for ds in $(VERIFY_DATASETS); do \
+	  echo "== mast verify --dataset $$ds"; \
+	  $(MAST) verify --dataset $$ds --out results/verify/$$ds --quiet; \
+	done
+	$(PYTEST) -q -m slow tests/test_verify.py
+
 # Every paper figure (experiments/*.toml) on DATASET (bundled a9a by default; a5a downloads).
 reproduce: install
 	$(MAST) reproduce --dataset $(DATASET) --jobs $(JOBS)
