@@ -53,6 +53,8 @@ __all__ = [
 MAX_BATCH_ENTRIES = 1 << 23
 #: Largest N · nnz(A) for which the pool Hessian is formed densely (stacked sparse Gram).
 DENSE_HESSIAN_WORK = 200_000
+#: Largest N · R · n for which :func:`grad_norm_sq_estimate` computes ∇f_pool exactly.
+EXACT_GRAD_WORK = 1 << 21
 
 
 def _as_pool(S, weights):
@@ -460,7 +462,7 @@ def mc_value(obj, sketch, v, X, m, rng):
 def grad_norm_sq_estimate(pool, X, rng, m=8):
     """‖∇f_pool(x_r)‖² at each column of X: exact, or unbiased from m sketches.
 
-    When N·R is small the pooled gradient is computed exactly.  Otherwise, with m
+    When N·R·n ≤ :data:`EXACT_GRAD_WORK` the pooled gradient is computed exactly.  Otherwise, with m
     sketches drawn from the pool per column (independently, with replacement),
     ‖Σ_k g_k‖² − Σ_k ‖g_k‖² divided by m(m − 1) is an unbiased estimate of
     ‖E g‖² = ‖∇f_pool(x)‖² (a U-statistic over the pairs k ≠ l).
@@ -477,7 +479,7 @@ def grad_norm_sq_estimate(pool, X, rng, m=8):
     ndarray (R,), bool (True when exact)
     """
     R = X.shape[1]
-    if pool.N * R <= 4096 or pool.N <= m:
+    if pool.N <= m or pool.N * R * pool.obj.n <= EXACT_GRAD_WORK:
         G = pool.grad(X)
         return np.sum(G * G, axis=0), True
     idx = rng.choice(pool.N, size=(R, m), p=pool.w)                 # (R, m)

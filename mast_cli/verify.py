@@ -586,7 +586,7 @@ def _vr_check(prob, pool, ref, P, cfg, seeds, log_every, algorithms, theory):
     x0 = v.copy()
     diff = P.sketched_grads(x0) - P.sketched_grads(x_D)
     phi0 = theory.vr_lyapunov(float(np.sum((x0 - x_D) ** 2)), float(np.sum(diff * diff)), gam, p, N)
-    per = max(1, (1 << 22) // max(1, obj.n * N))
+    per = max(1, (1 << 23) // max(1, obj.n * N))
     finals = []
     for a in range(0, R, per):
         b = min(R, a + per)
