@@ -313,13 +313,13 @@ def plot_shift_study(folder, df, out="plots", name=None):
     for i, (s, g) in enumerate(df.groupby("sparsity")):
         g = g.sort_values("dist_sq_v_xstar")
         c = cmap(i / max(df.sparsity.nunique() - 1, 1))
-        x = np.maximum(g.dist_sq_v_xstar, 1e-12)
+        x = g.dist_sq_v_xstar
         ax.errorbar(x, np.maximum(g.delta, 1e-16), yerr=2 * g.delta_se, marker="o", color=c, capsize=2,
                     label=f"Δ measured, sparsity {s:.0%}")
         ax.plot(x, np.maximum(g.thm1_upper, 1e-16), ls="--", color=c, lw=1)
-    ax.set_xscale("log")
+    ax.set_xscale("symlog", linthresh=1e-2)
     ax.set_yscale("log")
-    ax.set_xlabel("‖x* − v‖² (shift's distance to the ERM solution)")
+    ax.set_xlabel("‖x* − v‖² (shift's distance to the ERM solution; symlog)")
     ax.set_ylabel("Δ = f_D^inf − f^inf   (dashed: Theorem 1 bound)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
@@ -328,16 +328,16 @@ def plot_shift_study(folder, df, out="plots", name=None):
         for i, (s, g) in enumerate(df.groupby("sparsity")):
             g = g.sort_values("dist_sq_v_xstar")
             c = cmap(i / max(df.sparsity.nunique() - 1, 1))
-            x = np.maximum(g.dist_sq_v_xstar, 1e-12)
+            x = g.dist_sq_v_xstar
             ax.plot(x, g.mast_acc_median, marker="o", color=c, label=f"MAST x*_D, {s:.0%}")
             ax.plot(x, g.erm_acc_median, marker="s", ls=":", color=c, label=f"ERM x*, {s:.0%}")
-        ax.set_xscale("log")
-        ax.set_xlabel("‖x* − v‖²")
+        ax.set_xscale("symlog", linthresh=1e-2)
+        ax.set_xlabel("‖x* − v‖² (symlog)")
         ax.set_ylabel("median test accuracy of v + S(x̂ − v)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6, ncol=2)
     for _, r in df.drop_duplicates("shift").iterrows():
-        axes[0].annotate(str(r["shift"]), (max(r.dist_sq_v_xstar, 1e-12), max(r.delta, 1e-16)),
+        axes[0].annotate(str(r["shift"]), (r.dist_sq_v_xstar, max(r.delta, 1e-16)),
                          fontsize=6, alpha=0.7)
     fig.suptitle(f"Pre-trained shift v ≠ 0 on {folder.name}", fontsize=10)
     return save_figure(fig, out, name or f"{folder.name}-shift", df)

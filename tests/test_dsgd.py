@@ -107,3 +107,16 @@ def test_rows_without_replacement_are_uniform(rng):
         assert all(len(set(r)) == tau for r in rows[:200])
         freq = np.bincount(rows.ravel(), minlength=n) / rows.size
         np.testing.assert_allclose(freq, 1 / n, atol=5 * np.sqrt(1 / n / rows.size) + 1e-12)
+
+
+def test_minibatch_of_all_rows_is_gd_and_batch_independent(a1a_obj):
+    """τ = n (uniform, without replacement) is the exact full gradient: equals variant (I),
+    alone or next to sampled trajectories."""
+    sks = [Bernoulli(a1a_obj.d, 0.5)] * 2
+    exact = dsgd(a1a_obj, sks[:1], [0.2], [4], 30)
+    full = dsgd(a1a_obj, sks[:1], [0.2], [4], 30, batch_size=a1a_obj.n)
+    mixed = dsgd(a1a_obj, sks, [0.2, 0.2], [4, 5], 30, batch_size=[a1a_obj.n, 8])
+    alone = dsgd(a1a_obj, sks[1:], [0.2], [5], 30, batch_size=8)
+    assert np.array_equal(full.x_final[:, 0], exact.x_final[:, 0])
+    assert np.array_equal(mixed.x_final[:, 0], exact.x_final[:, 0])
+    assert np.array_equal(mixed.x_final[:, 1], alone.x_final[:, 0])

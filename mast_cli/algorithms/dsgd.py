@@ -67,13 +67,19 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
     rngs = [streams(s) for s in np.asarray(seeds).reshape(R)]
     bank = SketchBank(sketches, [r[0] for r in rngs])
     rows = None
+    full = np.ones(R, dtype=bool)      # columns that use the exact full-data gradient
     if batch_size is not None:
         taus = np.broadcast_to(np.asarray(batch_size), (R,))
         q = None
         if sampling == "importance":
             L = obj.smoothness_per_sample()
             q = L / L.sum()
-        rows = RowBank(obj.n, [min(int(t), obj.n) for t in taus], [r[1] for r in rngs], sampling, q)
+        # τ = n without replacement is exactly the full gradient: those columns take the
+        # (much cheaper) variant-(I) path; the others draw rows from their own streams.
+        full = (taus >= obj.n) & (sampling == "uniform")
+        sub = np.flatnonzero(~full)
+        if sub.size:
+            rows = RowBank(obj.n, [int(taus[r]) for r in sub], [rngs[r][1] for r in sub], sampling, q)
     rec = Recorder(X, iters, log_every, metrics_fn)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         rec.log(X, 0)
@@ -82,8 +88,12 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
             Y = v + S * (X - v)
             if rows is None:
                 G = obj.grad(Y)
-            else:
+            elif not full.any():
                 G = obj.grad_rows(Y, *rows.next())
+            else:
+                G = np.empty_like(Y)
+                G[:, full] = obj.grad(Y[:, full])
+                G[:, sub] = obj.grad_rows(Y[:, sub], *rows.next())
             X -= (gam * rec.alive) * (S * G)
             rec.check(X, t + 1)
             rec.log(X, t + 1)
