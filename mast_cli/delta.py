@@ -126,7 +126,7 @@ def mast_loss_reference(cfg, problem, trajs):
     """f_D^inf of the fixed evaluation sketches of each level of a run (for mast_loss plots).
 
     mast_loss is the pool objective over the ``eval_sketches`` fixed sketches, so its exact
-    minimum is the pool minimum: returns ``{"mast_loss_inf_by_sparsity": {s: value}}``.
+    minimum is the pool minimum: returns ``{"mast_loss_inf": {"<sketch>|<sparsity>": value}}``.
     """
     from .experiments import eval_sketches, resolve_shift
 
@@ -139,5 +139,10 @@ def mast_loss_reference(cfg, problem, trajs):
             continue
         seen.add(t["level"])
         S = eval_sketches(t["sketch_obj"], cfg.eval_sketches)
-        out[repr(round(t["sparsity"], 10))] = pool_minimum(problem.obj, S, v)[1]
-    return {"mast_loss_inf_by_sparsity": out}
+        out[mast_loss_key(t["sketch"], t["sparsity"])] = pool_minimum(problem.obj, S, v)[1]
+    return {"mast_loss_inf": out}
+
+
+def mast_loss_key(sketch, sparsity):
+    """Key of :func:`mast_loss_reference`'s mapping: ``'<sketch>|<sparsity>'``."""
+    return f"{sketch}|{round(float(sparsity), 10)!r}"

@@ -535,8 +535,18 @@ def run_metadata(cfg, problem, trajs, n_units, wall_time):
         "units": n_units,
         "wall_time_s": round(wall_time, 3),
         **(METADATA_HOOKS[cfg.algorithm](cfg, problem, trajs) if cfg.algorithm in METADATA_HOOKS else {}),
+        **_mast_loss_reference(cfg, problem, trajs),
         **provenance(),
     }
+
+
+def _mast_loss_reference(cfg, problem, trajs):
+    """Exact minimum of each level's mast_loss estimate (Algorithm 1 runs; see delta.py)."""
+    if cfg.algorithm not in ("dsgd", "dsgd-minibatch") or not cfg.eval_sketches:
+        return {}
+    from .delta import mast_loss_reference
+
+    return mast_loss_reference(cfg, problem, trajs)
 
 
 def run_experiment(cfg, out, progress_factory=None, force=False):

@@ -78,10 +78,8 @@ def _read_meta(folder):
 
 
 def _optimum(metric, meta):
-    if metric == "erm_loss":
+    if metric in ("erm_loss", "mast_loss"):
         return meta.get("f_inf", 0.0)
-    if metric == "mast_loss":
-        return meta.get("mast_loss_inf", meta.get("f_inf", 0.0))
     return 0.0
 
 
@@ -119,13 +117,17 @@ def plot_convergence(folder, metric="erm_loss", out="plots", name=None):
     meta = _read_meta(folder)
     label, logy = METRIC_LABELS.get(metric, (metric, True))
     opt = _optimum(metric, meta)
-    by_level = meta.get("mast_loss_inf_by_sparsity") if metric == "mast_loss" else None
+    by_level = meta.get("mast_loss_inf") if metric == "mast_loss" else None
     if by_level:
-        ref = df.sparsity.round(10).map(lambda s: by_level.get(repr(s), np.nan))
-        df = df.assign(value=df[metric] - ref)
+        from .delta import mast_loss_key
+
+        ref = [by_level.get(mast_loss_key(k, s), np.nan) for k, s in zip(df.sketch, df.sparsity)]
+        df = df.assign(value=df[metric] - np.array(ref))
         opt = float(np.nanmean(list(by_level.values())))
     else:
         df = df.assign(value=df[metric] - opt)
+        if metric == "mast_loss":
+            label = "MAST loss estimate − f^inf (its own minimum is not known for this run)"
     group_cols = [c for c in ("sketch", "sparsity", "step_size", "batch_size", "workers", "ref_batch")
                   if c in df.columns and df[c].nunique() > 1]
     if not group_cols:

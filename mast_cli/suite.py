@@ -191,10 +191,6 @@ def assemble(exp, units, context, results_root, wall_time):
         problem, trajs = context
         meta = run_metadata(exp.config, problem, trajs, len(units), wall_time)
         meta["command"] = "mast reproduce"
-        if "mast_loss" in exp.metric:
-            from .delta import mast_loss_reference
-
-            meta.update(mast_loss_reference(exp.config, problem, trajs))
     else:
         meta = {"command": "mast reproduce", "config": exp.config.to_dict(), **provenance()}
         if exp.kind == "prune":

@@ -50,3 +50,17 @@ def test_step_sparsity_heatmap_marks_divergence(tmp_path):
     df = pd.read_csv(out / "trajectories.csv")
     assert (df[df.step_label == "100000.0"].status == "diverged").all()
     assert (df[df.step_label == "100000.0"].diverged_at > 0).all()
+
+
+def test_mast_loss_minus_its_exact_minimum(results):
+    """metadata holds the exact minimum of each level's mast_loss estimate (pool Newton):
+    no logged mast_loss can be below it."""
+    import json
+
+    meta = json.loads((results / "metadata.json").read_text())
+    ref = meta["mast_loss_inf"]
+    df = pd.read_csv(results / "trajectories.csv")
+    assert len(ref) == 2
+    for (sk, s), g in df.groupby(["sketch", "sparsity"]):
+        key = f"{sk}|{round(float(s), 10)!r}"
+        assert (g.mast_loss >= ref[key] - 1e-12).all() and ref[key] >= meta["f_inf"]
