@@ -314,6 +314,24 @@ class PoolObjective:
         H[np.diag_indices(d)] += (self.St ** 2 * obj._pen_hess_diag(Y)) @ self.w
         return H
 
+    def hessian_hvp(self, x, block=None):
+        """Dense ∇²f_pool(x) from Hessian-vector products, many directions per product.
+
+        Costs about d pooled gradients (no stacked Gram matrix); for large N·nnz(A).
+        """
+        obj, N, d = self.obj, self.N, self.obj.d
+        Y = self.v[:, None] + self.St * (x - self.v)[:, None]
+        if block is None:
+            block = max(1, MAX_BATCH_ENTRIES // max(1, obj.n * N))
+        H = np.empty((d, d))
+        for a in range(0, d, block):
+            ks = np.arange(a, min(d, a + block))
+            U = np.zeros((d, ks.size, N))
+            U[ks, np.arange(ks.size), :] = self.S[:, ks].T              # s_j ⊙ e_k
+            HU = obj.hessp_batch(np.tile(Y, ks.size), U.reshape(d, -1)).reshape(d, ks.size, N)
+            H[:, ks] = np.einsum("dkn,dn,n->dk", HU, self.St, self.w)
+        return 0.5 * (H + H.T)
+
     def preconditioner(self, x):
         """(Σ_j w_j s_j s_jᵀ) ⊙ ∇²f(x): the pool Hessian with every ∇²f(y_j) replaced by ∇²f(x)."""
         return self.second_moment() * self.obj.hessian(x)
@@ -505,6 +523,9 @@ class Reference:
     delta : f_D_inf − f_inf (Δ of D_pool; the SAA estimate of Δ of D).
     se_f_D_inf : Monte Carlo standard error of f_D^inf as an estimate for D: the
         standard deviation of f(y_j) at x_D over the pool divided by √N (0 when exact).
+    x_D_se : Monte Carlo standard error of x_D as an estimate of x*_D, in norm:
+        √(tr(H⁻¹ Σ H⁻¹)/N) with H = ∇²f_pool(x_D) and Σ the covariance of the per-sketch
+        gradients s_j ⊙ ∇f(y_j) at x_D (M-estimator asymptotics; 0 when exact).
     fresh : dict
         f_D(x_D) re-estimated on ``m`` fresh sketches of D (independent of the pool):
         an unbiased estimate of f_D(x_D) ≥ f_D^inf, with its standard error.
@@ -522,13 +543,14 @@ class Reference:
     se_f_D_inf: float
     fresh: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    x_D_se: float = 0.0
 
     def summary(self):
         """JSON-ready dict (no arrays)."""
         return {
             "N": self.pool.N, "exact_enumeration": self.pool.exact,
             "f_inf": self.f_inf, "f_D_inf": self.f_D_inf, "f_D_inf_se": self.se_f_D_inf,
-            "delta": self.delta, "delta_se": self.se_f_D_inf,
+            "delta": self.delta, "delta_se": self.se_f_D_inf, "x_D_se": self.x_D_se,
             "dist_sq_xD_xstar": float(np.sum((self.x_D - self.x_star) ** 2)),
             "dist_sq_xstar_v": float(np.sum((self.x_star - self.v) ** 2)),
             "pool_L_D": self.pool.L_D, "pool_mu_D": self.pool.mu_D,
@@ -581,6 +603,14 @@ def compute_reference(obj, sketch, v=None, N=64, rng=None, tol=1e-10, fresh=256,
     f_inf = float(obj.value(x_star))
     f_D_inf = float(pool.weights @ vals)
     se = 0.0 if pool.exact else float(vals.std(ddof=1) / math.sqrt(pool.N))
+    x_se = 0.0
+    if not pool.exact:
+        P = PoolObjective(obj, pool, v)
+        H = P.hessian(x_D) if P.dense_hessian_ok() else P.hessian_hvp(x_D)
+        G = P.sketched_grads(x_D)                                     # (d, N), mean ≈ 0
+        Gc = G - G.mean(axis=1, keepdims=True)
+        Z = np.linalg.solve(H, Gc)                                    # H⁻¹ (g_j − ḡ)
+        x_se = float(math.sqrt(np.sum(Z * Z) / (pool.N - 1) / pool.N))
     out_fresh = {}
     base = pool.base if pool.base is not None else sketch
     if fresh and not pool.exact and not isinstance(base, EmpiricalSketch):
@@ -588,4 +618,4 @@ def compute_reference(obj, sketch, v=None, N=64, rng=None, tol=1e-10, fresh=256,
         out_fresh = {"m": int(fresh), "f_D_at_xD": float(mean), "f_D_at_xD_se": float(fse),
                      "delta_upper": float(mean) - f_inf}
     return Reference(pool, v, x_star, f_inf, x_D, f_D_inf, f_D_inf - f_inf, se, out_fresh,
-                     {"erm": erm, "pool": info})
+                     {"erm": erm, "pool": info}, x_se)

@@ -657,7 +657,8 @@ def format_table(result):
              f"(R={cfg['seeds']} seeds, T={cfg['iters']} steps)"]
     lines.append("")
     lines.append("reference quantities (D_pool: exact enumeration of D, or N balanced draws of D with "
-                 "E_pool[S] = I; ± = Monte Carlo standard error as an estimate for D)")
+                 "E_pool[S] = I; ± = Monte Carlo standard error as an estimate for D, i.i.d. formula, "
+                 "conservative for the balanced pool)")
     for s in result["sweep"]:
         src = "exact enumeration" if s["exact_enumeration"] else "SAA"
         fresh = ""
@@ -670,7 +671,9 @@ def format_table(result):
                      f"{s['rho_predicted']:.8f}")
         lines.append(f"  {s['sketch']} sparsity {s['sparsity']:.3g}: N={s['N']} ({src}), "
                      f"f^inf={s['f_inf']:.8g}, f_D^inf={s['f_D_inf']:.8g}, "
-                     f"Δ={_fmt(s['delta'])} ± {_fmt(s['delta_se'], 1)}{fresh}; "
+                     f"Δ={_fmt(s['delta'])} ± {_fmt(s['delta_se'], 1)}, "
+                     f"‖x*_D − x*‖²={_fmt(s['dist_sq_xD_xstar'])} (x*_D ± {_fmt(s['x_D_se'], 1)} in norm)"
+                     f"{fresh}; "
                      f"L_D={s['pool_L_D']:.4g}, μ_D={s['pool_mu_D']:.4g}, L_S^max={s['pool_L_S_max']:.4g}"
                      f"{contr}")
     if len(result["sweep"]) > 1 and len(result["config"]["sparsity"]) > 1:

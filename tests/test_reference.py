@@ -162,3 +162,24 @@ def test_empirical_sketch_accepts_weights_and_checks_them():
     assert es.L_S_max == 4.0 and es.L_D == 2.0
     with pytest.raises(MastError):
         EmpiricalSketch(S, [0.7, 0.7])
+
+
+def test_hessian_from_hvps_matches_stacked_gram(a1a_obj):
+    pool = make_pool(RandK(a1a_obj.d, 50), 12, np.random.default_rng(5))
+    P = PoolObjective(a1a_obj, pool, np.full(a1a_obj.d, 0.05))
+    x = np.random.default_rng(6).normal(scale=0.2, size=a1a_obj.d)
+    np.testing.assert_allclose(P.hessian_hvp(x, block=7), P.hessian(x), atol=1e-12)
+
+
+def test_x_D_standard_error_matches_spread_over_pools(tiny):
+    """The sandwich standard error of x_pool predicts its spread over independent pools."""
+    sk = Bernoulli(6, 0.5)
+    v = np.zeros(6)
+    refs = [compute_reference(tiny, sk, v, N=100, rng=np.random.default_rng(s), enumerate_max=10, fresh=0)
+            for s in range(12)]
+    exact = compute_reference(tiny, sk, v)
+    assert exact.x_D_se == 0
+    rms = math.sqrt(np.mean([np.sum((r.x_D - exact.x_D) ** 2) for r in refs]))
+    se = np.mean([r.x_D_se for r in refs])
+    # balanced pools are at least as accurate as i.i.d. ones: the i.i.d. formula is conservative
+    assert 0 < rms <= 2.0 * se and se <= 10 * rms
