@@ -106,7 +106,17 @@ def plot_convergence(folder, metric="erm_loss", out="plots", name=None):
 
     One colour per sparsity level (and step size / batch size where swept); a log
     y-axis for losses and distances.  Writes PDF, PNG and the plotted numbers (CSV).
+    With a step-size × sparsity grid it also draws the final-value heatmap.
     """
+    import warnings
+
+    # huge but finite losses of nearly diverged runs overflow matplotlib's log-axis maths
+    with np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _plot_convergence(folder, metric, out, name)
+
+
+def _plot_convergence(folder, metric, out, name):
     import pandas as pd
 
     folder = Path(folder)
