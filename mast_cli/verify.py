@@ -386,7 +386,7 @@ def run_battery(prob, sketch, cfg, progress=None):
     add(*args, **kw)
 
     sweep = {"sketch": sketch.name, "sparsity": float(sketch.sparsity), **ref.summary()}
-    x0 = v.copy()
+    x0 = np.zeros(obj.d)                     # x⁰ = 0 (= v for the default shift)
 
     if convex:
         # --- Theorem 2, Algorithm 1 (I) -------------------------------------------------------
@@ -487,6 +487,9 @@ def run_battery(prob, sketch, cfg, progress=None):
 
     for r in rows:
         r.sketch, r.sparsity = sketch.name, float(sketch.sparsity)
+        if r.kind == "exact" and abs(r.bound) <= r.tol and abs(r.observed) <= r.tol:
+            r.notes = "degenerate: both sides are 0 up to rounding (e.g. v = x*)" + (
+                f"; {r.notes}" if r.notes else "")
     return rows, sweep
 
 
@@ -536,7 +539,7 @@ def _distributed_checks(prob, pool, ref, P, cfg, seeds, log_every, say, algorith
     split = algorithms.WorkerSplit(obj, part)
     L_loc = split.local_smoothness()
     L_S, L_D, mu_D = pool.L_S_max, pool.L_D, pool.mu_D
-    x0 = v.copy()
+    x0 = np.zeros(obj.d)                     # x⁰ = 0 (= v for the default shift)
     out = []
     if prob.convex:
         # f_i = w_i·(mean logistic on P_i) + (λ/2)‖x‖² = w_i·LogisticL2(A_i, b_i, λ/w_i)
@@ -583,7 +586,7 @@ def _vr_check(prob, pool, ref, P, cfg, seeds, log_every, algorithms, theory):
     gam = theory.step_vr(L_f, pool.L_S_max)
     p = 1.0 / N
     x_D = ref.x_D
-    x0 = v.copy()
+    x0 = np.zeros(obj.d)                     # x⁰ = 0 (= v for the default shift)
     diff = P.sketched_grads(x0) - P.sketched_grads(x_D)
     phi0 = theory.vr_lyapunov(float(np.sum((x0 - x_D) ** 2)), float(np.sum(diff * diff)), gam, p, N)
     per = max(1, (1 << 23) // max(1, obj.n * N))
