@@ -137,6 +137,7 @@ class VerifyConfig:
         check(self.seeds is None or self.seeds >= 2, "--seeds must be >= 2 (a standard error needs two)")
         check(self.pool is None or self.pool >= 2, "--pool must be >= 2")
         check(self.iters is None or self.iters >= 10, "--iters must be >= 10")
+        check(self.points is None or self.points >= 3, "points must be >= 3 (x*, x*_D and a random point)")
         check(self.shift in ("zero", "erm"), f"--shift {self.shift} must be zero or erm")
 
 
