@@ -120,3 +120,14 @@ def test_minibatch_of_all_rows_is_gd_and_batch_independent(a1a_obj):
     assert np.array_equal(full.x_final[:, 0], exact.x_final[:, 0])
     assert np.array_equal(mixed.x_final[:, 0], exact.x_final[:, 0])
     assert np.array_equal(mixed.x_final[:, 1], alone.x_final[:, 0])
+
+
+def test_float32_mode_tracks_float64(a1a_obj):
+    """dsgd(dtype=float32) follows the float64 trajectories to 1e-6 relative (benchmarks/README.md)."""
+    sks = [Bernoulli(a1a_obj.d, p) for p in (0.2, 0.5, 0.9)]
+    L = a1a_obj.smoothness()
+    steps = [1 / (L * s.L_S_max) for s in sks]
+    h = dsgd(a1a_obj, sks, steps, [1, 2, 3], 200)
+    h32 = dsgd(a1a_obj, sks, steps, [1, 2, 3], 200, dtype=np.float32)
+    rel = np.linalg.norm(h32.x_final - h.x_final, axis=0) / np.linalg.norm(h.x_final, axis=0)
+    assert rel.max() <= 1e-6 and not np.array_equal(h32.x_final, h.x_final)

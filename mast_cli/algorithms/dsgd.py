@@ -27,7 +27,7 @@ def _as_columns(x, d, R):
 
 
 def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None,
-         sampling="uniform", log_every=1, metrics_fn=None, progress=None):
+         sampling="uniform", log_every=1, metrics_fn=None, progress=None, dtype=None):
     """Run Algorithm 1 on R trajectories at once.
 
     Parameters
@@ -54,6 +54,11 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
     metrics_fn : callable X -> dict of (R,) arrays, optional
     progress : callable int -> None, optional
         Called with the number of steps done since the last call.
+    dtype : {None, numpy.float32}, optional
+        Opt-in fast mode of the full gradients (variant I): margins and sigmoids in
+        float32, gradients accumulated and iterates kept in float64 (see
+        ``LogisticL2.grad`` and benchmarks/README.md for its accuracy).  ``None``
+        (default) computes everything in float64.
 
     Returns
     -------
@@ -81,18 +86,19 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
         if sub.size:
             rows = RowBank(obj.n, [int(taus[r]) for r in sub], [rngs[r][1] for r in sub], sampling, q)
     rec = Recorder(X, iters, log_every, metrics_fn)
+    grad = obj.grad if dtype is None else (lambda Y: obj.grad(Y, dtype=dtype))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         rec.log(X, 0)
         for t in range(iters):
             S = bank.next()                      # (d, R)
             Y = v + S * (X - v)
             if rows is None:
-                G = obj.grad(Y)
+                G = grad(Y)
             elif not full.any():
                 G = obj.grad_rows(Y, *rows.next())
             else:
                 G = np.empty_like(Y)
-                G[:, full] = obj.grad(Y[:, full])
+                G[:, full] = grad(Y[:, full])
                 G[:, sub] = obj.grad_rows(Y[:, sub], *rows.next())
             X -= (gam * rec.alive) * (S * G)
             rec.check(X, t + 1)
