@@ -54,7 +54,7 @@ MAX_BATCH_ENTRIES = 1 << 23
 #: Largest N · nnz(A) for which the pool Hessian is formed densely (stacked sparse Gram).
 DENSE_HESSIAN_WORK = 200_000
 #: Largest N · R · n for which :func:`grad_norm_sq_estimate` computes ∇f_pool exactly.
-EXACT_GRAD_WORK = 1 << 21
+EXACT_GRAD_WORK = 1 << 25
 
 
 def _as_pool(S, weights):
@@ -477,36 +477,45 @@ def mc_value(obj, sketch, v, X, m, rng):
     return mean, se
 
 
-def grad_norm_sq_estimate(pool, X, rng, m=8):
+def grad_norm_sq_estimate(pool, X, rng, m=None, budget=EXACT_GRAD_WORK):
     """‖∇f_pool(x_r)‖² at each column of X: exact, or unbiased from m sketches.
 
-    When N·R·n ≤ :data:`EXACT_GRAD_WORK` the pooled gradient is computed exactly.  Otherwise, with m
+    When N·R·n ≤ ``budget`` the pooled gradient is computed exactly.  Otherwise, with m
     sketches drawn from the pool per column (independently, with replacement),
     ‖Σ_k g_k‖² − Σ_k ‖g_k‖² divided by m(m − 1) is an unbiased estimate of
-    ‖E g‖² = ‖∇f_pool(x)‖² (a U-statistic over the pairs k ≠ l).
+    ‖E g‖² = ‖∇f_pool(x)‖² (a U-statistic over the pairs k ≠ l; it can be negative).
 
     Parameters
     ----------
     pool : PoolObjective
     X : ndarray (d, R)
     rng : numpy.random.Generator
-    m : int, default=8
+    m : int, optional
+        Sketches per column; by default as many as the budget allows (R·m·n ≤ budget),
+        between 8 and 256 (the variance falls like 1/m).
+    budget : int, default=EXACT_GRAD_WORK
 
     Returns
     -------
     ndarray (R,), bool (True when exact)
     """
-    R = X.shape[1]
-    if pool.N <= m or pool.N * R * pool.obj.n <= EXACT_GRAD_WORK:
+    R, n = X.shape[1], pool.obj.n
+    if m is None:
+        m = int(np.clip(budget // max(1, R * n), 8, 256))
+    if pool.N <= m or pool.N * R * n <= budget:
         G = pool.grad(X)
         return np.sum(G * G, axis=0), True
     idx = rng.choice(pool.N, size=(R, m), p=pool.w)                 # (R, m)
-    S = pool.S[idx]                                                 # (R, m, d)
-    D = X.T[:, None, :] - pool.v                                    # (R, 1, d)
-    Y = (pool.v + S * D).reshape(R * m, -1).T                       # (d, R·m)
-    G = (pool.obj.grad(Y).T.reshape(R, m, -1)) * S                  # (R, m, d)
-    tot = G.sum(axis=1)
-    est = (np.sum(tot * tot, axis=1) - np.sum(G * G, axis=(1, 2))) / (m * (m - 1))
+    est = np.empty(R)
+    per = max(1, MAX_BATCH_ENTRIES // max(1, m * n))
+    for a in range(0, R, per):
+        b = min(R, a + per)
+        S = pool.S[idx[a:b]]                                        # (r, m, d)
+        D = X.T[a:b, None, :] - pool.v                              # (r, 1, d)
+        Y = (pool.v + S * D).reshape((b - a) * m, -1).T             # (d, r·m)
+        G = (pool.obj.grad(Y).T.reshape(b - a, m, -1)) * S          # (r, m, d)
+        tot = G.sum(axis=1)
+        est[a:b] = (np.sum(tot * tot, axis=1) - np.sum(G * G, axis=(1, 2))) / (m * (m - 1))
     return est, False
 
 
