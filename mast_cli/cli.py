@@ -426,8 +426,9 @@ def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters,
 
     Prints `check | statement | observed | bound | slack (bound/observed) | verdict` and writes
     OUT/verify.csv and OUT/verify.json.  A stochastic (rate) check is violated only when its mean
-    over seeds exceeds the bound beyond a one-sided 99% confidence interval.  Example:
+    over seeds exceeds the bound beyond a one-sided 99% confidence interval.  Examples:
 
+    \b
         mast verify -d a1a --quick
         mast verify -d a9a --sketch rand-k --sparsity 0.1,0.5,0.9
     """
