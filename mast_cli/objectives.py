@@ -113,10 +113,12 @@ class _Logistic:
         self._AT = self.A.T
         self._norm_sq = None
         self._blocks = {}
+        self._gram = self._sq_T = None
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_blocks"] = {}          # a cache of views: rebuilt on demand, never pickled
+        state["_blocks"] = {}          # caches: rebuilt on demand, never pickled
+        state["_gram"] = state["_sq_T"] = None
         return state
 
     # --- penalty (overridden) ---------------------------------------------------
@@ -232,14 +234,38 @@ class _Logistic:
         w = expit(z) * expit(-z)
         return self._AT @ (w * (self.A @ U)) / self.n + self._pen_hess_diag(X) * U
 
-    def hessian(self, x):
-        """Dense ∇²f(x) (d × d)."""
+    def _curvature(self, x):
+        """Per-row Hessian weights σ(z)σ(−z)/n at one point x."""
         z = self.margins(x)
-        w = expit(z) * expit(-z) / self.n
-        H = self._AT @ sp.diags(w) @ self.A
+        return expit(z) * expit(-z) / self.n
+
+    def hessian(self, x, weights=None):
+        """Dense ∇²f(x) (d × d): Aᵀ diag(w) A as one CSR·CSR product (cached CSR copy of Aᵀ).
+
+        ``weights`` (optional) are the per-row weights σ(z)σ(−z)/n at x, if already known.
+        """
+        w = self._curvature(x) if weights is None else weights
+        if self._gram is None:
+            self._gram = (sp.csr_matrix(self._AT), np.repeat(np.arange(self.n), np.diff(self.A.indptr)))
+        AT, row = self._gram
+        B = sp.csr_matrix((self.A.data * w[row], self.A.indices, self.A.indptr), shape=self.A.shape)
+        H = AT @ B
         H = H.toarray() if sp.issparse(H) else np.asarray(H)
         H[np.diag_indices(self.d)] += self._pen_hess_diag(x)
         return H
+
+    def hessian_diag(self, x, weights=None):
+        """diag ∇²f(x) = (A ⊙ A)ᵀ w + diag ∇²r(x), one sparse product."""
+        w = self._curvature(x) if weights is None else weights
+        if self._sq_T is None:
+            self._sq_T = self.A.multiply(self.A).tocsr().T
+        return self._sq_T @ w + self._pen_hess_diag(x)
+
+    def hvp_at(self, x, weights=None):
+        """u ↦ ∇²f(x)·u for one fixed x (weights computed once; u of shape (d,))."""
+        w = self._curvature(x) if weights is None else weights
+        h = self._pen_hess_diag(x)
+        return lambda u: self._AT @ (w * (self.A @ u)) + h * u
 
     def per_sample_grads(self, x):
         """∇f_i(x) for every row i, dense (n, d): −b_i σ(−z_i) a_i + ∇r(x)."""
@@ -437,7 +463,11 @@ def minimize_newton(value_grad, hess, x0, tol=1e-12, max_iter=200):
 
 
 def solve_erm(obj, tol=1e-12, x0=None, max_iter=200):
-    """Exact ERM solution x* = argmin f by Newton's method on the dense Hessian.
+    """Exact ERM solution x* = argmin f by Newton's method.
+
+    Convex objectives with d ≤ 3000: inexact Newton with preconditioned CG (one or two
+    dense Hessians per solve, :func:`_newton_pcg`); otherwise :func:`minimize_newton`
+    on the dense Hessian (d ≤ 3000) or on Hessian-vector products.
 
     Reaches ‖∇f(x*)‖ ≤ ``tol`` (1e-12 by default) on LIBSVM data; for the
     non-convex objective it returns a local minimizer (shifted Newton).
@@ -448,6 +478,15 @@ def solve_erm(obj, tol=1e-12, x0=None, max_iter=200):
     info : dict (``value`` = f(x*), ``grad_norm``, ``iterations``, ``converged``)
     """
     x0 = np.zeros(obj.d) if x0 is None else x0
+    if obj.d <= 3000 and getattr(obj, "convex", False) and hasattr(obj, "hvp_at"):
+        if obj.d < 128:     # OpenBLAS factors such sizes on one thread anyway
+            return _newton_pcg(obj, x0, tol=tol, max_iter=max_iter)
+        # one BLAS thread: a threaded d × d Cholesky is no faster at these sizes, and on a
+        # busy machine its second thread can stall it 100-fold (benchmarks/README.md)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            return _newton_pcg(obj, x0, tol=tol, max_iter=max_iter)
     if obj.d <= 3000:
         hess = obj.hessian
     else:
@@ -455,6 +494,105 @@ def solve_erm(obj, tol=1e-12, x0=None, max_iter=200):
             return spla.LinearOperator((obj.d, obj.d), matvec=lambda u: obj.hessp(x, u),
                                        dtype=np.float64)
     return minimize_newton(obj.value_grad, hess, x0, tol=tol, max_iter=max_iter)
+
+
+def _cholesky(H):
+    """Cholesky factor of H, shifted until positive definite."""
+    shift = 0.0
+    while True:
+        try:
+            return scipy.linalg.cho_factor(H + shift * np.eye(len(H)) if shift else H)
+        except np.linalg.LinAlgError:
+            shift = max(2 * shift, 1e-8 * max(1.0, np.abs(H).max()))
+
+
+def _pcg(hv, b, precond, rtol, maxiter):
+    """Preconditioned conjugate gradients on H p = b (H given by products ``hv``).
+
+    ``precond(r)`` applies M⁻¹.  Returns p with ‖H p − b‖ ≤ rtol‖b‖, or None when that
+    takes more than ``maxiter`` iterations or H shows a direction of non-positive
+    curvature.  Started from p = 0, every iterate is a descent direction for −b.
+    """
+    p = np.zeros_like(b)
+    r = b.copy()
+    z = precond(r)
+    d, rz, bound = z.copy(), float(r @ z), rtol * float(np.linalg.norm(b))
+    for _ in range(maxiter):
+        Hd = hv(d)
+        curv = float(d @ Hd)
+        if not curv > 0:
+            return None
+        alpha = rz / curv
+        p += alpha * d
+        r -= alpha * Hd
+        if float(np.linalg.norm(r)) <= bound:
+            return p
+        z = precond(r)
+        rz, rz_old = float(r @ z), rz
+        d = z + (rz / rz_old) * d
+    return None
+
+
+def _newton_pcg(obj, x0, tol=1e-12, max_iter=200, max_cg=30, switch=1e-2):
+    """Damped inexact Newton for a convex objective whose Hessian fits in memory.
+
+    The Newton system ∇²f(x_k) p = −∇f(x_k) is solved by conjugate gradients on exact
+    Hessian-vector products (two sparse products each):
+
+    * far from x* (until ‖∇f‖ ≤ ``switch``·‖∇f(x⁰)‖, at most 4 steps): Jacobi
+      preconditioner, forcing term min(0.5, √‖∇f‖), as Newton-CG solvers do;
+    * then: the Cholesky factor of the Hessian at one iterate preconditions every later
+      system (forcing term min(0.1, ‖∇f‖), quadratic convergence, relaxed to
+      1e-3·tol/‖∇f‖ since the next gradient is about the Newton residual).  The factor
+      is rebuilt only when PCG needs more than ``max_cg`` iterations: one PCG iteration
+      costs two sparse products, a Hessian about as much as 30-40 of them.
+
+    Steps are accepted by the Armijo test of :func:`minimize_newton`.  One or two
+    Hessians serve a whole solve (the old solver built one per step).
+    """
+    x = np.array(x0, dtype=np.float64)
+    f, g = obj.value_grad(x)
+    gn = g0 = float(np.linalg.norm(g))
+    fac, it, factorizations, hvps = None, 0, 0, 0
+
+    def counted(hv):
+        def run(u):
+            nonlocal hvps
+            hvps += 1
+            return hv(u)
+        return run
+
+    for it in range(1, max_iter + 1):
+        if gn <= tol:
+            it -= 1
+            break
+        w = obj._curvature(x)
+        hv = counted(obj.hvp_at(x, w))
+        p = None
+        if fac is None and gn > switch * g0 and it <= 4:
+            diag = obj.hessian_diag(x, w)
+            p = _pcg(hv, -g, lambda r: r / diag, min(0.5, np.sqrt(gn)), 2 * max_cg)
+        elif fac is not None:
+            p = _pcg(hv, -g, lambda r: scipy.linalg.cho_solve(fac, r),
+                     max(min(0.1, gn), 1e-3 * tol / gn), max_cg)
+        if p is None:
+            fac = _cholesky(obj.hessian(x, w))
+            factorizations += 1
+            p = -scipy.linalg.cho_solve(fac, g)
+        step, improved = 1.0, False
+        while step > 1e-12:
+            xn = x + step * p
+            fn, gnew = obj.value_grad(xn)
+            gnn = float(np.linalg.norm(gnew))
+            if fn <= f + 1e-4 * step * float(g @ p) or (gnn < gn and fn <= f + 1e-14 * abs(f)):
+                improved = True
+                break
+            step *= 0.5
+        if not improved:
+            break
+        x, f, g, gn = xn, fn, gnew, gnn
+    return x, {"grad_norm": gn, "iterations": it, "converged": gn <= tol, "value": float(f),
+               "factorizations": factorizations, "hessian_products": hvps}
 
 
 def per_sample_inf(obj, tol=1e-14, max_iter=100):
