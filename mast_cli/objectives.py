@@ -43,6 +43,7 @@ __all__ = [
     "per_sample_inf",
     "col_mean",
     "col_sum",
+    "col_accuracy",
 ]
 
 
@@ -63,6 +64,42 @@ def col_sum(M):
     if M.ndim == 1:
         return np.add.reduce(M)
     return np.add.reduce(np.ascontiguousarray(M.T), axis=1)
+
+
+def col_accuracy(A, y, W):
+    """Fraction of rows i with y_i (A W)_{ir} > 0, for every column r of W.
+
+    Equal, bit for bit, to ``col_mean(((A @ W) * y[:, None] > 0).astype(float))``, but
+    computed in row blocks of about :data:`BLOCK_ELEMS` entries, so the m × R margins
+    are never materialized (several times faster for R in the hundreds).
+
+    Parameters
+    ----------
+    A : sparse (m, d); y : ndarray (m,); W : ndarray (d, R)
+
+    Returns
+    -------
+    ndarray (R,)
+    """
+    W = np.ascontiguousarray(W, dtype=np.float64)
+    if not sp.issparse(A) or _csr_matvecs is None:
+        return col_mean(((A @ W) * y[:, None] > 0).astype(np.float64))
+    A = sp.csr_matrix(A, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    (m, d), R = A.shape, W.shape[1]
+    rows = max(16, BLOCK_ELEMS // max(R, 1))
+    counts = np.zeros(R, dtype=np.int64)
+    buf = np.empty(rows * R)
+    ptr, w = A.indptr, W.reshape(-1)
+    for s in range(0, m, rows):
+        e = min(s + rows, m)
+        z = buf[:(e - s) * R]
+        z.fill(0.0)
+        _csr_matvecs(e - s, d, R, ptr[s:e + 1] - ptr[s], A.indices[ptr[s]:ptr[e]], A.data[ptr[s]:ptr[e]], w, z)
+        z = z.reshape(e - s, R)
+        z *= y[s:e, None]
+        counts += np.count_nonzero(z > 0, axis=0)
+    return counts / m
 
 
 def _neg_sigmoid(z):

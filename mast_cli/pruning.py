@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import MastError, check
-from .objectives import col_mean
+from .objectives import col_accuracy, col_mean
 
 __all__ = ["PruneConfig", "masked_accuracy", "train_mast", "compute_prune_unit", "run_prune",
            "PRUNE_COLUMNS"]
@@ -101,8 +101,7 @@ def masked_accuracy(X, y, x_hat, v, S):
     ndarray (R,)
     """
     W = v[:, None] + S.T * (x_hat - v)[:, None]
-    z = (X @ W) * y[:, None]
-    return col_mean((z > 0).astype(np.float64))
+    return col_accuracy(X, y, W)        # = col_mean((X @ W) * y > 0), in cache-sized row blocks
 
 
 def train_mast(obj, sketch, step, iters, seed, v, X_val, y_val, log_every):

@@ -118,3 +118,16 @@ def test_float32_grad_documented_accuracy(a1a_obj, rng):
     g32 = a1a_obj.grad(X, dtype=np.float32)
     assert g32.dtype == np.float64
     assert np.abs(g32 - a1a_obj.grad(X)).max() <= 1e-7
+
+
+@pytest.mark.parametrize("R", [1, 9, 700])
+def test_col_accuracy_is_the_full_product(rng, R):
+    """Blocked accuracy of R models == col_mean of the full margin array, bit for bit."""
+    from mast_cli.objectives import col_accuracy, col_mean
+
+    ds = load_dataset("a1a")
+    W = rng.standard_normal((ds.X_test.shape[1], R))
+    W[:, 0] = 0.0                                   # zero margins count as errors
+    ref = col_mean(((ds.X_test @ W) * ds.y_test[:, None] > 0).astype(np.float64))
+    assert np.array_equal(col_accuracy(ds.X_test, ds.y_test, W), ref)
+    assert np.array_equal(col_accuracy(ds.X_test.toarray(), ds.y_test, W), ref)
