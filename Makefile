@@ -49,6 +49,11 @@ verify: install
 	done
 	$(PYTEST) -q -m slow tests/test_verify.py
 
+# Performance benchmarks (benchmarks/README.md): six side-by-side ratios, printed as a table and
+# written to benchmarks/results.json.  QUICK=1: about a minute (no full `mast reproduce`).
+bench: install
+	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
+
 # Every paper figure (experiments/*.toml) on DATASET (bundled a9a by default; a5a downloads).
 reproduce: install
 	$(MAST) reproduce --dataset $(DATASET) --jobs $(JOBS)

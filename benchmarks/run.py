@@ -1,0 +1,505 @@
+"""mast performance benchmarks (issue 8): six ratios, each measured side by side in one process.
+
+    .venv/bin/python benchmarks/run.py            # full run (`make bench`), about 5 minutes
+    .venv/bin/python benchmarks/run.py --quick    # about a minute (`make bench QUICK=1`)
+    .venv/bin/python benchmarks/run.py --only 2,3 # some figures only
+
+Writes ``benchmarks/results.json`` (``--out``) and prints a table.  Every ratio compares two
+things timed in the same process, repetitions interleaved (A, B, A, B, ...), medians reported
+(minimums are stored too).  The machine this was written on has 2 cores shared with other
+jobs: read single numbers with care, ratios are what the file is for.  What was tried and what
+each change gave: benchmarks/README.md.
+
+Figures
+-------
+1. Batched engine (Algorithm 1 (I), R trajectories as columns) vs the straightforward
+   per-trajectory loop (one A·y and one Aᵀ·r per trajectory per step).
+2. One engine step vs the bare cost of its two sparse products (A·Y, Aᵀ·Z), layouts compared.
+3. ``solve_erm`` vs scikit-learn's newton-cg at tol 1e-12.
+4. Pruning evaluation: R masks with one product (``masked_accuracy``) vs a per-mask loop.
+5. Scaling of the engine step with R and with n.
+6. End to end: wall time and peak memory of ``mast reproduce`` on a9a (all experiments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mast_cli.algorithms import dsgd  # noqa: E402
+from mast_cli.algorithms._engine import CHUNK, streams  # noqa: E402
+from mast_cli.data import load_dataset  # noqa: E402
+from mast_cli.objectives import LogisticL2, _neg_sigmoid, solve_erm  # noqa: E402
+from mast_cli.sketches import Bernoulli  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "datasets" / "libsvm"
+LAM = 1e-3
+
+
+# --- helpers -------------------------------------------------------------------------
+
+def interleaved(fns, reps, warmup=1):
+    """Time each callable ``reps`` times, round-robin; returns name -> {median, min, runs} (s)."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    runs = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            runs[k].append(time.perf_counter() - t0)
+    return {k: {"median": float(np.median(v)), "min": float(np.min(v)), "runs": [float(x) for x in v]}
+            for k, v in runs.items()}
+
+
+_DATA = {}
+
+
+def dataset(name):
+    """(train Dataset, LogisticL2) by name; ``w1a.t`` comes from ../shared (bundled w1a if absent)."""
+    if name not in _DATA:
+        arg = name
+        if name == "w1a.t":
+            path = SHARED / "w1a.t.bz2"
+            arg = str(path) if path.is_file() else "w1a"
+        ds = load_dataset(arg)
+        _DATA[name] = (ds, LogisticL2(ds.X, ds.y, LAM))
+    return _DATA[name]
+
+
+def bernoulli_batch(obj, R):
+    """R Bernoulli sketches cycling through sparsity 0.1..0.9, theory steps 1/(L_f L_S^max)."""
+    sparsity = np.resize(np.round(np.arange(0.1, 1.0, 0.1), 1), R)
+    sks = [Bernoulli(obj.d, 1.0 - s) for s in sparsity]
+    L = obj.smoothness()
+    return sks, [1.0 / (L * s.L_S_max) for s in sks], list(range(R))
+
+
+def ms(t):
+    return round(1e3 * t, 3)
+
+
+def status(ratio, target, better):
+    ok = ratio >= target if better == "higher" else ratio <= target
+    return "met" if ok else "not met"
+
+
+# --- 1. batched engine vs naive loop -------------------------------------------------
+
+def naive_trajectory(obj, sketch, step, seed, iters):
+    """What one writes by hand: per step y = S x, z = A y, g = Aᵀ r / n + λ y, x -= γ S g.
+
+    Sketches come from the engine's stream (drawn CHUNK at a time) so that the final iterate
+    can be checked against the engine's; the cost of drawing is the same either way.
+    """
+    A, AT, b, n, lam = obj.A, obj.A.T, obj.b, obj.n, obj.lam
+    rng = streams(seed)[0]
+    x = np.zeros(obj.d)
+    S = None
+    for t in range(iters):
+        if t % CHUNK == 0:
+            S = sketch.sample(rng, CHUNK)
+        s = S[t % CHUNK]
+        y = s * x
+        z = A @ y                                   # one A·y
+        r = -b / (1.0 + np.exp(b * z))              # −b ⊙ σ(−b ⊙ z)
+        g = AT @ r / n + lam * y                    # one Aᵀ·r
+        x = x - step * s * g
+    return x
+
+
+def bench_engine_vs_naive(quick):
+    ds, obj = dataset("a9a")
+    R, T = 100, (40 if quick else 200)
+    sks, steps, seeds = bernoulli_batch(obj, R)
+    k = 4 if quick else 10                          # trajectories run by the naive loop
+    sub = np.linspace(0, R - 1, k).astype(int)
+    out = {}
+
+    def engine():
+        out["engine"] = dsgd(obj, sks, steps, seeds, T, log_every=T).x_final
+
+    def engine32():
+        out["engine32"] = dsgd(obj, sks, steps, seeds, T, log_every=T, dtype=np.float32).x_final
+
+    def naive():
+        out["naive"] = np.column_stack([naive_trajectory(obj, sks[r], steps[r], seeds[r], T) for r in sub])
+
+    t = interleaved({"engine": engine, "engine32": engine32, "naive": naive},
+                    reps=1 if quick else 3, warmup=0)
+    naive_R = t["naive"]["median"] * R / k          # trajectories are independent: cost is linear
+    err = float(np.abs(out["naive"] - out["engine"][:, sub]).max())
+    err32 = float(np.abs(out["engine32"] - out["engine"]).max() / np.abs(out["engine"]).max())
+    ratio = naive_R / t["engine"]["median"]
+    # Bound: in float64 the engine evaluates exp on n numbers per trajectory-step, as the loop
+    # does; it cannot beat (loop cost per trajectory-step) / (cost of those exps).
+    Z = obj.margins(np.zeros((obj.d, R)) + 0.01)
+    te = interleaved({"exp": lambda: np.exp(Z)}, reps=3 if quick else 7)["exp"]["median"]
+    per_traj_step_naive = naive_R / (R * T)
+    bound = per_traj_step_naive / (te / R)
+    return {
+        "id": 1, "name": "batched engine vs naive loop",
+        "setup": f"a9a (n={obj.n}, d={obj.d}), Algorithm 1 (I), R={R} Bernoulli (sparsity 0.1-0.9), "
+                 f"T={T}; naive loop timed on {k} of the R trajectories and scaled by R/{k}",
+        "engine_s": t["engine"]["median"], "engine_float32_s": t["engine32"]["median"],
+        "naive_s": naive_R, "naive_per_trajectory_step_ms": ms(per_traj_step_naive),
+        "engine_per_trajectory_step_ms": ms(t["engine"]["median"] / (R * T)),
+        "max_abs_diff_naive_vs_engine": err, "float32_rel_diff": err32,
+        "exp_nR_ms": ms(te),
+        "ratio": ratio, "ratio_float32": naive_R / t["engine32"]["median"],
+        "bound_float64": bound,
+        "target": ">= 15x", "status": status(ratio, 15, "higher"),
+        "timings": t,
+    }
+
+
+# --- 2. engine step vs the sparse-product floor --------------------------------------
+
+def bench_floor(quick):
+    from threadpoolctl import threadpool_limits
+
+    ds, obj = dataset("a9a")
+    R, T = 100, (32 if quick else 64)
+    reps = 3 if quick else 7
+    sks, steps, seeds = bernoulli_batch(obj, R)
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((obj.d, R)) * 0.1
+    Z = obj.margins(Y)
+    A, AT = obj._Ab, obj._AbT                       # CSR, and its transpose as a CSC view
+    AT_csr = AT.tocsr()
+    YF, ZF = np.asfortranarray(Y), np.asfortranarray(Z)
+    A32, Y32, Z32 = A.astype(np.float32), Y.astype(np.float32), Z.astype(np.float32)
+    AT32 = A32.T
+    fns = {
+        "engine step": lambda: dsgd(obj, sks, steps, seeds, T, log_every=T),
+        "engine step float32": lambda: dsgd(obj, sks, steps, seeds, T, log_every=T, dtype=np.float32),
+        "grad (blocked)": lambda: obj.grad(Y),
+        "grad (unblocked, before)": lambda: obj._back(_neg_sigmoid(obj.margins(Y))) + obj._pen_grad(Y),
+        "A@Y csr": lambda: A @ Y,
+        "A@Y csr, Y F-order": lambda: A @ YF,
+        "AT@Z csc view": lambda: AT @ Z,
+        "AT@Z csc view, Z F-order": lambda: AT @ ZF,
+        "AT@Z csr copy": lambda: AT_csr @ Z,
+        "A@Y float32": lambda: A32 @ Y32,
+        "AT@Z float32": lambda: AT32 @ Z32,
+        "exp(Z) n x R": lambda: np.exp(Z),
+        "exp(Z) float32": lambda: np.exp(Z32),
+    }
+    t = interleaved(fns, reps)
+    per = {k: v["median"] / (T if k.startswith("engine") else 1) for k, v in t.items()}
+    with threadpool_limits(1):
+        t1 = interleaved({"A@Y csr": fns["A@Y csr"], "AT@Z csc view": fns["AT@Z csc view"]}, reps)
+    fwd = min(per["A@Y csr"], per["A@Y csr, Y F-order"])
+    bwd = min(per["AT@Z csc view"], per["AT@Z csc view, Z F-order"], per["AT@Z csr copy"])
+    floor = fwd + bwd
+    floor32 = per["A@Y float32"] + per["AT@Z float32"]
+    ratio = per["engine step"] / floor
+    return {
+        "id": 2, "name": "engine step vs sparse-product floor",
+        "setup": f"a9a, R={R}; engine step = dsgd time / T (T={T}, sketch draws included); floor = "
+                 "A·Y + Aᵀ·Z timed alone, fastest layout of each",
+        "per_call_ms": {k: ms(v) for k, v in per.items()},
+        "blas_1_thread_ms": {k: ms(v["median"]) for k, v in t1.items()},
+        "floor_ms": ms(floor), "floor_float32_ms": ms(floor32),
+        "floor_plus_exp_ms": ms(floor + per["exp(Z) n x R"]),
+        "engine_step_ms": ms(per["engine step"]), "engine_step_float32_ms": ms(per["engine step float32"]),
+        "ratio": ratio,
+        "ratio_float32_vs_float32_floor": per["engine step float32"] / floor32,
+        "ratio_float32_vs_float64_floor": per["engine step float32"] / floor,
+        "ratio_vs_floor_plus_exp": per["engine step"] / (floor + per["exp(Z) n x R"]),
+        "bound_float64": (floor + per["exp(Z) n x R"]) / floor,
+        "target": "<= 1.5x", "status": status(ratio, 1.5, "lower"),
+        "timings": t,
+    }
+
+
+# --- 3. ERM solver vs scikit-learn ---------------------------------------------------
+
+def bench_erm(quick):
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    rows, worst = [], 0.0
+    for name in ["a1a", "a9a", "w1a.t"]:
+        ds, obj0 = dataset(name)
+        res = {}
+
+        def ours():
+            obj = LogisticL2(ds.X, ds.y, LAM)       # fresh object: its caches are part of the cost
+            res["ours"] = solve_erm(obj)[0]
+
+        def sk():
+            clf = LogisticRegression(solver="newton-cg", tol=1e-12, fit_intercept=False,
+                                     C=1.0 / (obj0.n * LAM), max_iter=1000)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                clf.fit(ds.X, ds.y)
+            res["sklearn"] = clf.coef_.ravel()
+
+        t = interleaved({"ours": ours, "sklearn": sk}, reps=2 if quick else 5)
+        g_o = float(np.linalg.norm(obj0.grad(res["ours"])))
+        g_s = float(np.linalg.norm(obj0.grad(res["sklearn"])))
+        r = t["ours"]["median"] / t["sklearn"]["median"]
+        worst = max(worst, r)
+        rows.append({"dataset": name, "n": obj0.n, "d": obj0.d, "nnz": int(obj0.A.nnz),
+                     "ours_s": t["ours"]["median"], "sklearn_s": t["sklearn"]["median"], "ratio": r,
+                     "ours_grad_norm": g_o, "sklearn_grad_norm": g_s,
+                     "f_ours_minus_f_sklearn": float(obj0.value(res["ours"]) - obj0.value(res["sklearn"])),
+                     "timings": t})
+    ok = all(r["ours_grad_norm"] <= 1e-12 and r["ours_grad_norm"] <= max(r["sklearn_grad_norm"], 1e-15)
+             for r in rows)
+    return {
+        "id": 3, "name": "solve_erm vs sklearn newton-cg",
+        "setup": "LogisticRegression(solver='newton-cg', tol=1e-12, fit_intercept=False, C=1/(n λ)), "
+                 "λ=1e-3; time = median of fit / solve_erm (objects built inside)",
+        "rows": rows, "ratio": worst, "accuracy_equal_or_better": ok,
+        "target": "<= 1x (each dataset)", "status": "met" if worst <= 1.0 and ok else "not met",
+    }
+
+
+# --- 4. pruning evaluation -----------------------------------------------------------
+
+def bench_pruning(quick):
+    from mast_cli.pruning import masked_accuracy
+
+    ds, obj = dataset("a9a")
+    x, _ = solve_erm(obj)
+    Xt, yt = ds.X_test, ds.y_test
+    R = 1000
+    S = Bernoulli(obj.d, 0.5).sample(np.random.default_rng(0), R)
+    v = np.zeros(obj.d)
+    out = {}
+
+    def batched():
+        out["batched"] = masked_accuracy(Xt, yt, x, v, S)
+
+    def loop():
+        acc = np.empty(R)
+        for r in range(R):
+            w = v + S[r] * (x - v)
+            acc[r] = np.mean((Xt @ w) * yt > 0)
+        out["loop"] = acc
+
+    W = v[:, None] + S.T * (x - v)[:, None]
+    t = interleaved({"one product": batched, "per-mask loop": loop, "product X·W alone": lambda: Xt @ W},
+                    reps=2 if quick else 5)
+    ratio = t["per-mask loop"]["median"] / t["one product"]["median"]
+    return {
+        "id": 4, "name": "pruning evaluation: one product vs per-mask loop",
+        "setup": f"a9a.t (m={Xt.shape[0]}), R={R} Bernoulli masks (sparsity 0.5) of the ERM solution",
+        "one_product_ms": ms(t["one product"]["median"]), "loop_ms": ms(t["per-mask loop"]["median"]),
+        "product_alone_ms": ms(t["product X·W alone"]["median"]),
+        "identical": bool(np.array_equal(out["batched"], out["loop"])),
+        "ratio": ratio,
+        "bound": t["per-mask loop"]["median"] / t["product X·W alone"]["median"],
+        "target": ">= 20x", "status": status(ratio, 20, "higher"), "timings": t,
+    }
+
+
+# --- 5. scaling ----------------------------------------------------------------------
+
+def bench_scaling(quick):
+    ds, obj = dataset("a9a")
+    reps = 2 if quick else 3
+    by_R = []
+    for R in (1, 10, 100, 1000):
+        T = {1: 256, 10: 128, 100: 32, 1000: 8 if quick else 32}[R]
+        sks, steps, seeds = bernoulli_batch(obj, R)
+        t = interleaved({"run": lambda: dsgd(obj, sks, steps, seeds, T, log_every=T)}, reps)["run"]
+        by_R.append({"R": R, "T": T, "step_ms": ms(t["median"] / T),
+                     "per_trajectory_step_us": round(1e6 * t["median"] / (T * R), 2)})
+    by_n = []
+    for name in ["a1a", "a9a", "w1a.t"]:
+        _, o = dataset(name)
+        R, T = 100, 32
+        sks, steps, seeds = bernoulli_batch(o, R)
+        t = interleaved({"run": lambda: dsgd(o, sks, steps, seeds, T, log_every=T)}, reps)["run"]
+        per = t["median"] / (T * R)
+        by_n.append({"dataset": name, "n": o.n, "d": o.d, "nnz": int(o.A.nnz), "step_ms": ms(t["median"] / T),
+                     "per_trajectory_step_us": round(1e6 * per, 2),
+                     "per_trajectory_step_per_nnz_ns": round(1e9 * per / o.A.nnz, 3),
+                     "per_trajectory_step_per_row_ns": round(1e9 * per / o.n, 2)})
+    pts = [r["per_trajectory_step_us"] for r in by_R]
+    flat = all(b <= 1.1 * a for a, b in zip(pts, pts[1:]))
+    return {
+        "id": 5, "name": "scaling of the engine step",
+        "setup": "dsgd time / (T·R), Bernoulli sketches; vs R on a9a, vs n at R=100",
+        "by_R": by_R, "by_n": by_n, "ratio": pts[0] / pts[-1],
+        "target": "time per trajectory-step flat or falling with R (within 10%)",
+        "status": "met" if flat else "not met",
+    }
+
+
+# --- 6. end to end -------------------------------------------------------------------
+
+QUICK_TOML = """kind = "prune"
+figure = "quick"
+caption = "benchmark smoke run"
+
+[config]
+sketch = "bernoulli"
+sparsity = [0.0, 0.5]
+masks = 50
+iters = 100
+"""
+
+
+def _tree_rss(pid):
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        procs = [p] + p.children(recursive=True)
+    except psutil.Error:
+        return 0
+    total = 0
+    for q in procs:
+        try:
+            total += q.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def bench_e2e(quick):
+    tmp = Path(tempfile.mkdtemp(prefix="mast-bench-"))
+    cmd = [str(REPO / ".venv" / "bin" / "mast"), "reproduce", "--dataset", "a9a", "--jobs", "2",
+           "--results", str(tmp / "results"), "--plots", str(tmp / "plots"), "--quiet"]
+    if not Path(cmd[0]).exists():
+        cmd[0] = shutil.which("mast") or "mast"
+    if quick:
+        (tmp / "exp").mkdir()
+        (tmp / "exp" / "quick_prune.toml").write_text(QUICK_TOML)
+        cmd[3] = "a1a"
+        cmd += ["--experiments", str(tmp / "exp")]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    peak_tree = 0
+    try:
+        import psutil  # noqa: F401
+        sample = True
+    except ImportError:
+        sample = False
+    while proc.poll() is None:
+        if sample:
+            peak_tree = max(peak_tree, _tree_rss(proc.pid))
+        time.sleep(0.2)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    peak_proc = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024   # largest single process
+    ran = sorted(p.name for p in (tmp / "results").iterdir() if p.is_dir()) if (tmp / "results").is_dir() else []
+    plots = sorted(p.name for p in (tmp / "plots").rglob("*") if p.is_file()) if (tmp / "plots").is_dir() else []
+    shutil.rmtree(tmp, ignore_errors=True)
+    peak = max(peak_tree, peak_proc)
+    ok = proc.returncode == 0 and wall <= 600 and peak <= 2 * 1024 ** 3
+    return {
+        "id": 6, "name": "end to end: mast reproduce on a9a" + (" (quick: one small prune on a1a)" if quick else ""),
+        "setup": " ".join(cmd[1:]).replace(str(tmp), "$TMP"),
+        "exit_code": proc.returncode, "wall_s": round(wall, 1),
+        "peak_rss_tree_mb": round(peak_tree / 2 ** 20, 1), "peak_rss_largest_process_mb": round(peak_proc / 2 ** 20, 1),
+        "experiments_with_results": ran, "plots": plots,
+        "stderr_tail": err[-2000:], "ratio": wall,
+        "target": "<= 600 s and <= 2 GB" + (" (full run only)" if quick else ""),
+        "status": ("n/a (quick)" if quick else ("met" if ok else "not met")),
+    }
+
+
+# --- runner --------------------------------------------------------------------------
+
+BENCHES = {1: bench_engine_vs_naive, 2: bench_floor, 3: bench_erm, 4: bench_pruning, 5: bench_scaling,
+           6: bench_e2e}
+
+
+def provenance(quick):
+    import scipy
+    import sklearn
+    from threadpoolctl import threadpool_info
+
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        except Exception:
+            return None
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": quick, "python": platform.python_version(),
+            "numpy": np.__version__, "scipy": scipy.__version__, "sklearn": sklearn.__version__,
+            "cpu": cpu, "cores": os.cpu_count(), "loadavg_start": list(os.getloadavg()),
+            "git_commit": git("rev-parse", "HEAD"), "git_dirty": bool(git("status", "--porcelain", "--", "mast_cli")),
+            "blas": [{k: i.get(k) for k in ("internal_api", "num_threads", "version")} for i in threadpool_info()]}
+
+
+def summary(r):
+    i = r["id"]
+    if i == 1:
+        return (f"{r['ratio']:.1f}x faster ({r['engine_s']:.1f} s vs {r['naive_s']:.1f} s); "
+                f"float32 {r['ratio_float32']:.1f}x; float64 bound {r['bound_float64']:.1f}x")
+    if i == 2:
+        return (f"{r['ratio']:.2f}x ({r['engine_step_ms']:.1f} vs {r['floor_ms']:.1f} ms); "
+                f"vs floor+exp {r['ratio_vs_floor_plus_exp']:.2f}x; float32 {r['ratio_float32_vs_float32_floor']:.2f}x "
+                f"its floor, {r['ratio_float32_vs_float64_floor']:.2f}x f64 floor")
+    if i == 3:
+        return "; ".join(f"{x['dataset']} {x['ratio']:.2f}x ({x['ours_s']:.3f} vs {x['sklearn_s']:.3f} s, "
+                         f"|g| {x['ours_grad_norm']:.0e} vs {x['sklearn_grad_norm']:.0e})" for x in r["rows"])
+    if i == 4:
+        return (f"{r['ratio']:.1f}x ({r['one_product_ms']:.0f} vs {r['loop_ms']:.0f} ms), identical={r['identical']}; "
+                f"bound {r['bound']:.1f}x")
+    if i == 5:
+        return ("us/traj-step R=" + ", ".join(f"{x['R']}: {x['per_trajectory_step_us']:.0f}" for x in r["by_R"])
+                + "; ns/nnz " + ", ".join(f"{x['dataset']}: {x['per_trajectory_step_per_nnz_ns']:.2f}" for x in r["by_n"]))
+    if i == 6:
+        return (f"exit {r['exit_code']}, {r['wall_s']:.0f} s, peak RSS {r['peak_rss_tree_mb']:.0f} MB (tree), "
+                f"{r['peak_rss_largest_process_mb']:.0f} MB (largest process), "
+                f"{len(r['experiments_with_results'])} experiments")
+    return ""
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="about a minute: fewer steps/reps, small end-to-end run")
+    ap.add_argument("--only", default="", help="comma list of figure numbers (1-6)")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results.json"))
+    a = ap.parse_args(argv)
+    ids = [int(s) for s in a.only.split(",") if s.strip()] or list(BENCHES)
+    res = {"provenance": provenance(a.quick), "results": []}
+    for i in ids:
+        t0 = time.perf_counter()
+        print(f"[{i}] {BENCHES[i].__name__} ...", file=sys.stderr, flush=True)
+        r = BENCHES[i](a.quick)
+        r["bench_wall_s"] = round(time.perf_counter() - t0, 1)
+        res["results"].append(r)
+    res["provenance"]["loadavg_end"] = list(os.getloadavg())
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=1, default=float) + "\n")
+    print(f"\n| # | figure | measured | target | status |\n|---|---|---|---|---|")
+    for r in res["results"]:
+        print(f"| {r['id']} | {r['name']} | {summary(r)} | {r['target']} | {r['status']} |")
+    print(f"\n(wrote {a.out}; details and what was tried: benchmarks/README.md)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
