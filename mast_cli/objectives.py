@@ -23,10 +23,12 @@ from scipy.special import expit
 from .errors import MastError
 
 try:  # the compiled kernels behind ``A @ B``, called directly to write into reused buffers
+    from scipy.sparse._sparsetools import csc_matvec as _csc_matvec
     from scipy.sparse._sparsetools import csc_matvecs as _csc_matvecs
+    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
     from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
 except ImportError:  # pragma: no cover - private scipy module moved: unblocked fallback
-    _csr_matvecs = _csc_matvecs = None
+    _csr_matvecs = _csc_matvecs = _csr_matvec = _csc_matvec = None
 
 #: Elements of the n × R margin array handled per row block by :meth:`_Logistic.grad`
 #: (64 Ki doubles = 512 KiB, so a block stays in L2 between its two products).
@@ -241,18 +243,24 @@ class _Logistic:
         buf = np.empty(rows * R, dtype=Y.dtype)
         buf64 = np.empty(rows * R) if mixed else buf
         y, g, d = Y.reshape(-1), G.reshape(-1), self.d
+        # one column: the single-vector kernels (same operations in the same order as the
+        # multi-vector ones, so the same bits, and 2-4x faster than them at R = 1)
+        fwd = ((lambda m, p, i, v, a, o: _csr_matvec(m, d, p, i, v, a, o)) if R == 1
+               else (lambda m, p, i, v, a, o: _csr_matvecs(m, d, R, p, i, v, a, o)))
+        bwd = ((lambda m, p, i, v, a, o: _csc_matvec(d, m, p, i, v, a, o)) if R == 1
+               else (lambda m, p, i, v, a, o: _csc_matvecs(d, m, R, p, i, v, a, o)))
         with np.errstate(over="ignore"):
             for (m, ptr, idx, val), (_, _, _, val64) in zip(blocks, blocks64):
                 z = buf[:m * R]
                 z.fill(0.0)
-                _csr_matvecs(m, d, R, ptr, idx, val, y, z)
+                fwd(m, ptr, idx, val, y, z)
                 np.exp(z, out=z)
                 z += 1.0
                 np.reciprocal(z, out=z)
                 w = buf64[:m * R]
                 if mixed:
                     w[...] = z
-                _csc_matvecs(d, m, R, ptr, idx, val64, w, g)
+                bwd(m, ptr, idx, val64, w, g)
         G /= -self.n
         return G[:, 0] if one else G
 
