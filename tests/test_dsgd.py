@@ -131,3 +131,11 @@ def test_float32_mode_tracks_float64(a1a_obj):
     h32 = dsgd(a1a_obj, sks, steps, [1, 2, 3], 200, dtype=np.float32)
     rel = np.linalg.norm(h32.x_final - h.x_final, axis=0) / np.linalg.norm(h.x_final, axis=0)
     assert rel.max() <= 1e-6 and not np.array_equal(h32.x_final, h.x_final)
+
+
+def test_threads_do_not_change_trajectories(a1a_obj):
+    """Columns are independent: splitting them over threads gives the same bits."""
+    sks = [Bernoulli(a1a_obj.d, p) for p in (0.2, 0.5, 0.7, 0.9, 1.0)]
+    h1 = dsgd(a1a_obj, sks, [0.3] * 5, range(5), 30)
+    h3 = dsgd(a1a_obj, sks, [0.3] * 5, range(5), 30, threads=3)
+    assert np.array_equal(h1.x_final, h3.x_final)

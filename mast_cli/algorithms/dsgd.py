@@ -27,7 +27,7 @@ def _as_columns(x, d, R):
 
 
 def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None,
-         sampling="uniform", log_every=1, metrics_fn=None, progress=None, dtype=None):
+         sampling="uniform", log_every=1, metrics_fn=None, progress=None, dtype=None, threads=1):
     """Run Algorithm 1 on R trajectories at once.
 
     Parameters
@@ -59,6 +59,9 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
         float32, gradients accumulated and iterates kept in float64 (see
         ``LogisticL2.grad`` and benchmarks/README.md for its accuracy).  ``None``
         (default) computes everything in float64.
+    threads : int, default=1
+        Threads sharing the full gradients (variant I) by groups of columns; the
+        trajectories are the same, bit for bit, for any value.
 
     Returns
     -------
@@ -86,7 +89,7 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
         if sub.size:
             rows = RowBank(obj.n, [int(taus[r]) for r in sub], [rngs[r][1] for r in sub], sampling, q)
     rec = Recorder(X, iters, log_every, metrics_fn)
-    grad = obj.grad if dtype is None else (lambda Y: obj.grad(Y, dtype=dtype))
+    grad = obj.grad if dtype is None and threads == 1 else (lambda Y: obj.grad(Y, dtype=dtype, threads=threads))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         rec.log(X, 0)
         for t in range(iters):
