@@ -162,9 +162,13 @@ class CheckResult:
     notes: str = ""
     sketch: str = ""
     sparsity: float = float("nan")
+    #: False when the statement's assumptions fail for D (e.g. L_S^max = ∞): reported "n/a"
+    applicable: bool = True
 
     @property
     def violated(self):
+        if not self.applicable:
+            return False
         if not np.isfinite(self.observed):
             return True
         if self.kind == "stochastic":
@@ -182,6 +186,8 @@ class CheckResult:
 
     @property
     def verdict(self):
+        if not self.applicable:
+            return "n/a"
         return "VIOLATED" if self.violated else "ok"
 
     def to_dict(self):
@@ -607,6 +613,20 @@ def _vr_check(prob, pool, ref, P, cfg, seeds, log_every, algorithms, theory):
 
 # --- the whole run -----------------------------------------------------------------------------
 
+#: Checks whose statement assumes L_S^max < ∞ (Lemma 4 and every rate built on it).
+NEEDS_L_S_MAX = {"lemma4", "thm2", "thm2-interp", "thm2-II", "thm3", "thm4", "alg2", "thm5", "alg3-vr"}
+
+
+def _mark_not_applicable(rows, sketch):
+    """Sketches with unbounded support (Gaussian: L_S^max = ∞) fall outside the theorems that
+    need L_S^max; their rows are kept for information (computed for the finite pool) but
+    reported "n/a" and never count as violations.  Checks that use only L_D, μ_D still run."""
+    for r in rows:
+        if r.check in NEEDS_L_S_MAX:
+            r.applicable = False
+            r.notes = (f"not applicable: L_S^max = ∞ for {sketch.name} (values shown are for the "
+                       f"finite pool); " + r.notes).strip("; ")
+
 def verify_dataset(cfg, progress=None):
     """Run the battery for every sketch × sparsity level of ``cfg`` on its dataset.
 
@@ -630,6 +650,8 @@ def verify_dataset(cfg, progress=None):
             if progress is not None:
                 progress(f"{name} sparsity {s:g}")
             r, info = run_battery(prob, sk, cfg, progress=None)
+            if not math.isfinite(sk.L_S_max):
+                _mark_not_applicable(r, sk)
             info["sparsity_level"] = float(s)
             rows.extend(r)
             sweep.append(info)
