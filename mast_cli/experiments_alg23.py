@@ -235,14 +235,12 @@ def _pool(cfg, sk):
 
 def pool_minimizer(problem, v, sk, cfg):
     """(x*_pool, info) of one level: Newton on Σ_j q_j f(v + S_j(x − v)) (cached per process)."""
-    try:
-        from .reference import solve_pool
-    except ImportError:                               # reference.py not available: private helper
-        from .algorithms.vr import _solve_pool as solve_pool
+    from .reference import solve_pool
 
     def make():
         S, w = _pool(cfg, sk)
-        return solve_pool(problem.obj, S, v, weights=w)
+        # tight: dist_sq_mast must resolve the exact (b = N) linear convergence to ~1e-20
+        return solve_pool(problem.obj, S, v, weights=w, tol=1e-13)
 
     key = ("xpool", _problem_key(problem), v.tobytes(), repr(sk), cfg.sketch_pool)
     return _cached(key, make)

@@ -476,11 +476,16 @@ SKETCHES = {
 }
 
 
+def _round_half_up(x):
+    """Nearest integer, halves up (Python's round() sends 6.5 to 6)."""
+    return int(np.floor(x + 0.5 + 1e-9))
+
+
 def sparsity_to_param(name, d, sparsity):
     """Map a sparsity level s ∈ [0, 1) to the sketch parameter.
 
-    bernoulli / dropout-unscaled: p = 1 − s; rand-k: K = round((1 − s) d) (at least 1);
-    perm-k: M = round(1/(1 − s)) workers; gaussian: σ = sqrt(1/(1 − s) − 1) (matched
+    bernoulli / dropout-unscaled: p = 1 − s; rand-k: K = round((1 − s) d) (halves up, at
+    least 1); perm-k: M = round(1/(1 − s)) workers (halves up); gaussian: σ = sqrt(1/(1 − s) − 1) (matched
     variance with Bernoulli).
     """
     if not np.isfinite(sparsity) or not 0 <= sparsity < 1:
@@ -488,9 +493,9 @@ def sparsity_to_param(name, d, sparsity):
     if name in ("bernoulli", "dropout-unscaled"):
         return {"p": 1.0 - sparsity}
     if name == "rand-k":
-        return {"k": max(1, int(round((1.0 - sparsity) * d)))}
+        return {"k": max(1, _round_half_up((1.0 - sparsity) * d))}
     if name == "perm-k":
-        return {"workers": min(d, max(1, int(round(1.0 / (1.0 - sparsity)))))}
+        return {"workers": min(d, max(1, _round_half_up(1.0 / (1.0 - sparsity))))}
     if name == "gaussian":
         return {"sigma": float(np.sqrt(1.0 / (1.0 - sparsity) - 1.0))}
     if name == "identity":

@@ -112,3 +112,10 @@ def test_gaussian_matches_bernoulli_variance():
     g = Gaussian(5, math.sqrt(1 / p - 1))
     np.testing.assert_allclose(g.second_moment(), Bernoulli(5, p).second_moment())
     assert g.L_S_max == math.inf
+
+
+def test_sparsity_rounding_halves_up():
+    assert make_sketch("rand-k", 13, sparsity=0.5).k == 7          # 6.5 -> 7, not banker's 6
+    assert make_sketch("rand-k", 123, sparsity=0.9).k == 12
+    assert make_sketch("perm-k", 123, sparsity=0.5).M == 2
+    assert make_sketch("perm-k", 123, sparsity=0.6).M == 3         # 2.5 -> 3

@@ -109,39 +109,6 @@ def pool_value_grad(obj, pool, v, weights=None):
     return value_grad
 
 
-def _solve_pool(obj, S, v, weights=None, tol=1e-13, max_iter=100):
-    """x*_pool = argmin Σ_j q_j f(v + s_j ⊙ (x − v)) by Newton's method (private helper).
-
-    Stands in for ``mast_cli.reference.solve_pool`` (not available when this was
-    written).  Hessian Σ_j q_j Diag(s_j) ∇²f(y_j) Diag(s_j): dense for d ≤ 3000, else a
-    matrix-free operator solved by CG.  Returns ``(x, info)`` as
-    :func:`~mast_cli.objectives.minimize_newton`.
-    """
-    import scipy.sparse.linalg as spla
-
-    from ..objectives import minimize_newton
-
-    S = np.asarray(S, dtype=np.float64)
-    v = np.asarray(v, dtype=np.float64)
-    N, d = S.shape
-    q = np.full(N, 1.0 / N) if weights is None else np.asarray(weights, dtype=np.float64)
-    if d <= 3000:
-        def hess(x):
-            H = np.zeros((d, d))
-            for s, qj in zip(S, q):
-                H += qj * np.outer(s, s) * obj.hessian(v + s * (x - v))
-            return H
-    else:
-        def hess(x):
-            Y = v[:, None] + S.T * (x - v)[:, None]
-
-            def mv(u):
-                return (S.T * obj.hessp_batch(Y, S.T * np.asarray(u).ravel()[:, None])) @ q
-
-            return spla.LinearOperator((d, d), matvec=mv, dtype=np.float64)
-    return minimize_newton(pool_value_grad(obj, S, v, q), hess, v.copy(), tol=tol, max_iter=max_iter)
-
-
 class _VRBank:
     """Indices j_t, coins and reference batches of all trajectories, CHUNK steps at a time."""
 
