@@ -139,8 +139,14 @@ def _one(values, what):
 def cli():
     """mast: reproduce and check MAST (Model-Agnostic Sparsified Training, arXiv 2311.16086).
 
-    Typical use: `mast constants -d a1a --sketch bernoulli --p 0.5`,
-    `mast run -d a1a --sketch rand-k --sparsity 0.5,0.9 --iters 500`, `mast plot results/run`.
+    \b
+    Typical use:
+      mast constants -d a1a --sketch bernoulli --p 0.5
+      mast run -d a1a --sketch rand-k --sparsity 0.5,0.9 --iters 500
+      mast plot results/run
+      mast prune -d a9a --sketch bernoulli --masks 100
+      mast verify -d a1a --quick
+      mast reproduce --jobs 2
     """
 
 
@@ -281,10 +287,16 @@ def _int_list(values, option):
 def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
     """Run an algorithm on many trajectories; write trajectories.csv and metadata.json.
 
-    Trajectories are the product of sketch levels (--sparsity / --p / --k), step sizes,
-    batch sizes and seeds.  Example:
+    Trajectories are the product of sketch families and levels (--sketch, --sparsity /
+    --p / --k), step sizes, batch sizes and seeds.
 
-        mast run -d a1a --sketch bernoulli --sparsity 0.1,0.5,0.9 --iters 500 --seeds 5
+    \b
+    Examples:
+      mast run -d a1a --sketch bernoulli --sparsity 0.1,0.5,0.9 --iters 500 --seeds 5
+      mast run -d a9a -a dsgd-minibatch --sketch rand-k --sparsity 0.5 --batch-size 1,32,n
+      mast run -d a9a -a distributed --workers 10 --sketch bernoulli --sparsity 0.5 --step 0.3,1
+      mast run -d a1a -a vr --sketch rand-k --k 30 --sketch-pool 20 --ref-batch 20
+      mast run --config experiments/fig5_minibatch.toml -o results/fig5
     """
     from .experiments import RunConfig, run_experiment, validate_config
 
@@ -357,7 +369,7 @@ def plot(results, metric, out, name):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def prune(ctx, config_path, out, force, quiet, **opts):
-    """Pruning robustness (Figs. 1, 3, 4): test accuracy of randomly sparsified ERM vs MAST models.
+    """Pruning robustness: accuracy of randomly sparsified ERM vs MAST models (Figures 1, 3, 4).
 
     Writes DIR/pruning.csv (formulation, selection, sketch, sparsity, mask, test_accuracy,
     dense_test_accuracy) and metadata.json; `mast plot DIR` draws the boxplots.
