@@ -42,6 +42,7 @@ __all__ = [
     "spectral_norm_sq",
     "solve_erm",
     "minimize_newton",
+    "armijo_step",
     "per_sample_inf",
     "col_mean",
     "col_sum",
@@ -474,6 +475,29 @@ def make_objective(name, A, b, lam=1e-3):
 
 # --- solvers ---------------------------------------------------------------------
 
+def armijo_step(value_grad, x, f, g, gn, p):
+    """Backtracking (Armijo) line search along the Newton direction ``p``.
+
+    Halves the step from 1 until f(x + t p) ≤ f(x) + 10⁻⁴ t ∇f(x)ᵀp, or, at the
+    rounding floor of f, until the gradient norm decreases without f increasing
+    by more than 10⁻¹⁴|f|.  Shared by every Newton solver of the package.
+
+    Returns
+    -------
+    (x_new, f_new, g_new, ‖g_new‖) or None when no step above 10⁻¹² is accepted.
+    """
+    slope = float(g @ p)
+    step = 1.0
+    while step > 1e-12:
+        xn = x + step * p
+        fn, gnew = value_grad(xn)
+        gnn = float(np.linalg.norm(gnew))
+        if fn <= f + 1e-4 * step * slope or (gnn < gn and fn <= f + 1e-14 * abs(f)):
+            return xn, fn, gnew, gnn
+        step *= 0.5
+    return None
+
+
 def minimize_newton(value_grad, hess, x0, tol=1e-12, max_iter=200):
     """Damped Newton's method with a gradient-norm stopping rule.
 
@@ -503,29 +527,14 @@ def minimize_newton(value_grad, hess, x0, tol=1e-12, max_iter=200):
             break
         H = hess(x)
         if isinstance(H, np.ndarray):
-            shift = 0.0
-            while True:
-                try:
-                    c = scipy.linalg.cho_factor(H + shift * np.eye(len(x)))
-                    break
-                except np.linalg.LinAlgError:
-                    shift = max(2 * shift, 1e-8 * max(1.0, np.abs(H).max()))
-            p = -scipy.linalg.cho_solve(c, g)
+            p = -scipy.linalg.cho_solve(_cholesky(H), g)
         else:
             rtol = min(0.5, np.sqrt(gn))
             p, _ = spla.cg(H, -g, rtol=rtol, maxiter=10 * len(x))
-        step, improved = 1.0, False
-        while step > 1e-12:
-            xn = x + step * p
-            fn, gnew = value_grad(xn)
-            gnn = float(np.linalg.norm(gnew))
-            if fn <= f + 1e-4 * step * float(g @ p) or (gnn < gn and fn <= f + 1e-14 * abs(f)):
-                improved = True
-                break
-            step *= 0.5
-        if not improved:
+        accepted = armijo_step(value_grad, x, f, g, gn, p)
+        if accepted is None:
             break
-        x, f, g, gn = xn, fn, gnew, gnn
+        x, f, g, gn = accepted
     return x, {"grad_norm": gn, "iterations": it, "converged": gn <= tol, "value": float(f)}
 
 
@@ -563,14 +572,17 @@ def solve_erm(obj, tol=1e-12, x0=None, max_iter=200):
     return minimize_newton(obj.value_grad, hess, x0, tol=tol, max_iter=max_iter)
 
 
-def _cholesky(H):
-    """Cholesky factor of H, shifted until positive definite."""
+def _cholesky(H, rel_shift=1e-8):
+    """Cholesky factor of H, shifted by a multiple of I until positive definite.
+
+    The first shift is ``rel_shift``·max(1, max|H_ij|), doubled until the
+    factorization succeeds (non-convex objectives)."""
     shift = 0.0
     while True:
         try:
             return scipy.linalg.cho_factor(H + shift * np.eye(len(H)) if shift else H)
         except np.linalg.LinAlgError:
-            shift = max(2 * shift, 1e-8 * max(1.0, np.abs(H).max()))
+            shift = max(2 * shift, rel_shift * max(1.0, float(np.abs(H).max())))
 
 
 def _pcg(hv, b, precond, rtol, maxiter):
@@ -646,18 +658,10 @@ def _newton_pcg(obj, x0, tol=1e-12, max_iter=200, max_cg=30, switch=1e-2):
             fac = _cholesky(obj.hessian(x, w))
             factorizations += 1
             p = -scipy.linalg.cho_solve(fac, g)
-        step, improved = 1.0, False
-        while step > 1e-12:
-            xn = x + step * p
-            fn, gnew = obj.value_grad(xn)
-            gnn = float(np.linalg.norm(gnew))
-            if fn <= f + 1e-4 * step * float(g @ p) or (gnn < gn and fn <= f + 1e-14 * abs(f)):
-                improved = True
-                break
-            step *= 0.5
-        if not improved:
+        accepted = armijo_step(obj.value_grad, x, f, g, gn, p)
+        if accepted is None:
             break
-        x, f, g, gn = xn, fn, gnew, gnn
+        x, f, g, gn = accepted
     return x, {"grad_norm": gn, "iterations": it, "converged": gn <= tol, "value": float(f),
                "factorizations": factorizations, "hessian_products": hvps}
 

@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from .errors import MastError
+from .objectives import _cholesky, armijo_step
 from .sketches import Sketch
 
 __all__ = [
@@ -342,13 +343,7 @@ class PoolObjective:
 
 def _cho(H):
     """Cholesky factor of H, shifted until positive definite (non-convex f)."""
-    shift = 0.0
-    scale = max(1.0, float(np.abs(H).max()))
-    while True:
-        try:
-            return scipy.linalg.cho_factor(H + shift * np.eye(len(H)))
-        except np.linalg.LinAlgError:
-            shift = max(2 * shift, 1e-10 * scale)
+    return _cholesky(H, rel_shift=1e-10)
 
 
 def _pcg(hvp, b, chol, rtol, maxiter):
@@ -433,19 +428,10 @@ def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessia
             p, k = _pcg(lambda u: pool.hessp(x, u), -g, _cho(pool.preconditioner(x)),
                         rtol=min(0.1, math.sqrt(gn)), maxiter=max(50, 2 * obj.d))
             hvps += k
-        step, improved = 1.0, False
-        slope = float(g @ p)
-        while step > 1e-12:
-            xn = x + step * p
-            fn, gnew = pool.value_grad(xn)
-            gnn = float(np.linalg.norm(gnew))
-            if fn <= f + 1e-4 * step * slope or (gnn < gn and fn <= f + 1e-14 * abs(f)):
-                improved = True
-                break
-            step *= 0.5
-        if not improved:
+        accepted = armijo_step(pool.value_grad, x, f, g, gn, p)
+        if accepted is None:
             break
-        x, f, g, gn = xn, fn, gnew, gnn
+        x, f, g, gn = accepted
     return x, {"value": float(f), "grad_norm": gn, "iterations": it, "converged": gn <= tol,
                "N": pool.N, "hessian": hessian, "hvps": hvps}
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CHUNK", "streams", "SketchBank", "RowBank", "History", "Recorder", "log_iterations"]
+from ..errors import check
+
+__all__ = ["as_columns", "CHUNK", "streams", "SketchBank", "RowBank", "History", "Recorder", "log_iterations"]
 
 #: Steps drawn ahead per trajectory (fixed: the draws must not depend on the batch).
 CHUNK = 32
@@ -185,3 +187,16 @@ class Recorder:
         metrics = {k: np.vstack(v) for k, v in self.rows.items()}
         return History(np.array(self.points), metrics, self.last_good.copy(),
                        self.diverged_at.copy(), extra or {})
+
+
+def as_columns(x, d, R):
+    """A start point or shift as a fresh (d, R) float64 array.
+
+    A (d,) vector is repeated over the R trajectories; a (d, R) array is copied.
+    Anything else is a :class:`~mast_cli.errors.MastError` naming the shape."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        check(x.shape == (d,), f"expected {d} values, got {x.size}")
+        return np.repeat(x[:, None], R, axis=1)
+    check(x.shape == (d, R), f"expected shape ({d}, {R}), got {x.shape}")
+    return x.copy()

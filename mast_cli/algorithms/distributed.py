@@ -46,7 +46,7 @@ import scipy.sparse as sp
 from ..errors import MastError, check
 from ..objectives import _logistic_loss, _neg_sigmoid, col_mean, spectral_norm_sq
 from ..sketches import MAX_ENUMERATION, PermK, RandK, Sketch
-from ._engine import CHUNK, Recorder, SketchBank, streams
+from ._engine import CHUNK, Recorder, SketchBank, as_columns, streams
 
 __all__ = [
     "SPLITS",
@@ -288,15 +288,6 @@ class WorkerSketches:
         return f"WorkerSketches(M={self.M}, {self.params()})"
 
 
-def _as_columns(x, d, R):
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        check(x.shape == (d,), f"expected {d} values, got {x.size}")
-        return np.repeat(x[:, None], R, axis=1)
-    check(x.shape == (d, R), f"expected shape ({d}, {R}), got {x.shape}")
-    return x.copy()
-
-
 def distributed_dsgd(obj, partition, worker_sketches, steps, seeds, iters, x0=None, v=None, *,
                      log_every=1, metrics_fn=None, progress=None):
     """Run Algorithm 2 (Distributed Double Sketched GD) on R trajectories at once.
@@ -342,8 +333,8 @@ def distributed_dsgd(obj, partition, worker_sketches, steps, seeds, iters, x0=No
              for ws in worker_sketches]
     check(all(ws.M == split.M and ws.d == d for ws in joint),
           f"every trajectory needs M={split.M} worker sketches of dimension d={d}")
-    V = np.zeros((d, R)) if v is None else _as_columns(v, d, R)
-    X = V.copy() if x0 is None else _as_columns(x0, d, R)
+    V = np.zeros((d, R)) if v is None else as_columns(v, d, R)
+    X = V.copy() if x0 is None else as_columns(x0, d, R)
     gam = np.asarray(steps, dtype=np.float64).reshape(R)
     bank = SketchBank(joint, [streams(s)[0] for s in np.asarray(seeds).reshape(R)])
     rec = Recorder(X, iters, log_every, metrics_fn)

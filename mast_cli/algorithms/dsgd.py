@@ -14,16 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import Recorder, RowBank, SketchBank, streams
+from ._engine import Recorder, RowBank, SketchBank, as_columns, streams
 
 __all__ = ["dsgd", "dsgd_reference"]
-
-
-def _as_columns(x, d, R):
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        return np.repeat(x[:, None], R, axis=1)
-    return x.copy()
 
 
 def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None,
@@ -69,8 +62,8 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
     """
     R = len(sketches)
     d = obj.d
-    v = np.zeros((d, R)) if v is None else _as_columns(v, d, R)
-    X = v.copy() if x0 is None else _as_columns(x0, d, R)
+    v = np.zeros((d, R)) if v is None else as_columns(v, d, R)
+    X = v.copy() if x0 is None else as_columns(x0, d, R)
     gam = np.asarray(steps, dtype=np.float64).reshape(R)
     rngs = [streams(s) for s in np.asarray(seeds).reshape(R)]
     bank = SketchBank(sketches, [r[0] for r in rngs])

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MastError, check
-from ._engine import CHUNK, Recorder, streams
+from ._engine import CHUNK, Recorder, as_columns, streams
 
 __all__ = ["l_svrdsg", "l_svrdsg_reference", "pool_value_grad"]
 
@@ -210,8 +210,8 @@ def l_svrdsg(obj, pool, steps, seeds, iters, ref_prob, ref_batch=None, x0=None, 
     p, b = _check_ref(ref_prob, ref_batch, N, R)
     if q is not None:
         check(np.all(b == N), "a pool with non-uniform weights needs the exact reference b = N")
-    V = np.zeros((d, R)) if v is None else _as_columns(v, d, R)
-    X = V.copy() if x0 is None else _as_columns(x0, d, R)
+    V = np.zeros((d, R)) if v is None else as_columns(v, d, R)
+    X = V.copy() if x0 is None else as_columns(x0, d, R)
     gam = np.asarray(steps, dtype=np.float64).reshape(R)
     rngs = [streams(s, 4) for s in np.asarray(seeds).reshape(R)]
     bank = _VRBank(N, p, b, q, [(r[0], r[2], r[3]) for r in rngs])
@@ -251,15 +251,6 @@ def l_svrdsg(obj, pool, steps, seeds, iters, ref_prob, ref_batch=None, x0=None, 
             if progress is not None:
                 progress(1)
     return rec.history({"W": W.copy(), "refreshes": refreshes})
-
-
-def _as_columns(x, d, R):
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 1:
-        check(x.shape == (d,), f"expected {d} values, got {x.size}")
-        return np.repeat(x[:, None], R, axis=1)
-    check(x.shape == (d, R), f"expected shape ({d}, {R}), got {x.shape}")
-    return x.copy()
 
 
 def l_svrdsg_reference(obj, pool, step, seed, iters, ref_prob, ref_batch=None, x0=None, v=None,
