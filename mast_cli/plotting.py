@@ -121,6 +121,8 @@ def _plot_convergence(folder, metric, out, name):
 
     folder = Path(folder)
     df = pd.read_csv(folder / "trajectories.csv")
+    if "sparsity" in df.columns:   # 1 − 0.7 and a variance-matched 0.3 are one level
+        df["sparsity"] = df["sparsity"].round(10)
     if metric not in df.columns or df[metric].isna().all():
         have = [c for c in METRIC_LABELS if c in df.columns and not df[c].isna().all()]
         raise MastError(f"metric '{metric}' is not in {folder}/trajectories.csv; available: {', '.join(have)}")
@@ -146,27 +148,55 @@ def _plot_convergence(folder, metric, out, name):
              .quantile([0.1, 0.5, 0.9]).unstack().reset_index()
              .rename(columns={0.1: "q10", 0.5: "median", 0.9: "q90"}))
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    groups = list(stats.groupby(group_cols, sort=True))
-    cmap = plt.get_cmap("viridis", max(len(groups), 2))
+    # a sparsity sweep crossed with another swept parameter (Fig. 2: step sizes) gets one
+    # panel per sparsity level, so that each panel holds a readable handful of curves
+    facet = "sparsity" if "sparsity" in group_cols and len(group_cols) > 1 else None
+    curve_cols = [c for c in group_cols if c != facet]
+    panels = sorted(stats[facet].unique()) if facet else [None]
+    ncols = min(len(panels), 5)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 if ncols == 1 else 3.0 * ncols + 0.6,
+                                                    4.2 if nrows == 1 else 2.9 * nrows + 0.9),
+                             sharex=True, sharey=True, squeeze=False)
+    keys = sorted(stats.groupby(curve_cols, sort=True).groups)
+    keys = [k if isinstance(k, tuple) else (k,) for k in keys]
+    cmap = plt.get_cmap("viridis", max(len(keys), 2))
+    colours = {k: cmap(i / max(len(keys) - 1, 1)) for i, k in enumerate(keys)}
     floor = 1e-16 * max(1.0, abs(opt))
-    for i, (key, g) in enumerate(groups):
-        key = key if isinstance(key, tuple) else (key,)
-        y, lo, hi = g["median"].to_numpy(), g["q10"].to_numpy(), g["q90"].to_numpy()
+    for ax, level in zip(axes.flat, panels):
+        sub = stats if facet is None else stats[stats[facet] == level]
+        for key, g in sub.groupby(curve_cols, sort=True):
+            key = key if isinstance(key, tuple) else (key,)
+            y, lo, hi = g["median"].to_numpy(), g["q10"].to_numpy(), g["q90"].to_numpy()
+            if logy:
+                y, lo, hi = (np.maximum(a, floor) for a in (y, lo, hi))
+            ax.plot(g["iteration"], y, color=colours[key], label=_curve_label(key, curve_cols))
+            ax.fill_between(g["iteration"], lo, hi, color=colours[key], alpha=0.2, linewidth=0)
         if logy:
-            y, lo, hi = (np.maximum(a, floor) for a in (y, lo, hi))
-        colour = cmap(i / max(len(groups) - 1, 1))
-        ax.plot(g["iteration"], y, color=colour, label=_curve_label(key, group_cols))
-        ax.fill_between(g["iteration"], lo, hi, color=colour, alpha=0.2, linewidth=0)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel("iteration t")
-    ax.set_ylabel(label)
+            ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        if facet:
+            ax.set_title(_curve_label((level,), [facet]), fontsize=9)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("iteration t")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(label if nrows == 1 else label.split(" (")[0])
     cfg = meta.get("config", {})
     title = f"{cfg.get('algorithm', '')} on {meta.get('dataset', {}).get('name', folder.name)}"
-    ax.set_title(title + " — median over seeds, 10–90% band", fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if facet:
+        fig.suptitle(title + " — median over seeds, 10–90% band", fontsize=10)
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=colours[k]) for k in keys]
+        labels = [_curve_label(k, curve_cols) for k in keys]
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8,
+                   frameon=False)
+        fig.tight_layout(rect=(0, 0.05 + 0.03 * ((len(labels) - 1) // 6), 1, 1))
+    else:
+        axes[0, 0].set_title(title + " — median over seeds, 10–90% band", fontsize=9)
+        axes[0, 0].legend(fontsize=7, loc="best")
     stem = name or f"{folder.name}-{metric}"
     paths = save_figure(fig, out, stem, stats)
     if df.step_label.nunique() > 1 and df.sparsity.nunique() > 1:
@@ -351,7 +381,8 @@ def plot_shift_study(folder, df, out="plots", name=None):
     for _, r in df.drop_duplicates("shift").iterrows():
         axes[0].annotate(str(r["shift"]), (r.dist_sq_v_xstar, max(r.delta, 1e-16)),
                          fontsize=6, alpha=0.7)
-    fig.suptitle(f"Pre-trained shift v ≠ 0 on {folder.name}", fontsize=10)
+    ds = _read_meta(folder).get("config", {}).get("dataset", folder.name)
+    fig.suptitle(f"Pre-trained shift v ≠ 0 on {ds}", fontsize=10)
     return save_figure(fig, out, name or f"{folder.name}-shift", df)
 
 

@@ -300,18 +300,33 @@ def reproduce(experiments, results_root="results", plots_root="plots", jobs=1, s
 
 
 def write_plots_readme(plan, plots_root):
-    """``plots/README.md``: each figure with the paper caption it reproduces and its config."""
+    """``plots/README.md``: each figure with the paper caption it reproduces and its config.
+
+    Entries of experiments outside ``plan`` (an earlier ``--only`` run) are kept; the
+    paper's figures come first, then the other studies, each group by name.
+    """
+    import re
+
     from .store import atomic_write_text
 
-    lines = ["# Figures", "",
-             "Made by `make reproduce` (`mast reproduce`) from the experiment files in `experiments/`.",
-             "Each figure has a PDF, a PNG and a CSV of the plotted numbers; the raw results are in",
-             "`results/<experiment>/`. Rerun `mast plot results/<experiment>` to redraw one.", ""]
+    readme = Path(plots_root) / "README.md"
+    header = ["# Figures", "",
+              "Made by `make reproduce` (`mast reproduce`) from the experiment files in `experiments/`.",
+              "Each figure has a PDF, a PNG and a CSV of the plotted numbers; the raw results are in",
+              "`results/<experiment>/`. Rerun `mast plot results/<experiment>` to redraw one.", ""]
+    entries = {}
+    if readme.is_file():
+        for block in readme.read_text(encoding="utf-8").split("\n## ")[1:]:
+            m = re.match(r".*: `([^`]+)`\n", block)
+            if m and any(Path(plots_root).glob(f"{m.group(1)}*.png")):
+                entries[m.group(1)] = "## " + block.rstrip("\n") + "\n"
     for exp, _, _ in plan:
-        lines += [f"## {exp.figure or exp.name}: `{exp.name}`", "",
-                  f"> {exp.caption}" if exp.caption else "", "",
-                  f"- config: `{Path(exp.source).relative_to(Path(exp.source).parent.parent)}`"
-                  if exp.source else "",
-                  f"- dataset: `{exp.config.dataset}`", ""]
+        lines = [f"## {exp.figure or exp.name}: `{exp.name}`", "",
+                 f"> {exp.caption}" if exp.caption else "", "",
+                 f"- config: `{Path(exp.source).relative_to(Path(exp.source).parent.parent)}`"
+                 if exp.source else "",
+                 f"- dataset: `{exp.config.dataset}`", ""]
+        entries[exp.name] = "\n".join(lines)
+    order = sorted(entries, key=lambda name: (not name.startswith("fig"), name))
     Path(plots_root).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(Path(plots_root) / "README.md", "\n".join(lines) + "\n")
+    atomic_write_text(readme, "\n".join(header) + "\n" + "\n".join(entries[k] for k in order))

@@ -84,3 +84,21 @@ def test_pruning_dropout_baseline_equals_mast_for_v0(tmp_path):
     res = CliRunner().invoke(cli, ["prune", "-d", "a1a", "--sketch", "rand-k", "--dropout-baseline",
                                    "-o", str(tmp_path / "q")])
     assert res.exit_code == 2 and "dropout baseline needs" in res.output
+
+
+def test_gaussian_from_sparsity_is_recorded_at_its_matched_level(a1a_obj):
+    """`--sketch bernoulli,gaussian --sparsity 0.3,0.6`: each Gaussian trajectory carries the
+    Bernoulli sparsity of the same variance, 1 − 1/(1 + σ²), so the two families pair up per level
+    (and each level gets its own f_D^inf reference)."""
+    from mast_cli.experiments import RunConfig, expand_trajectories, load_problem
+    from mast_cli.sketches import make_sketch
+
+    for s in (0.0, 0.3, 0.6):
+        g = make_sketch("gaussian", a1a_obj.d, sparsity=s)
+        assert g.sparsity == pytest.approx(s, abs=1e-12)
+        assert g.params()["sparsity"] == g.sparsity
+    cfg = RunConfig(dataset="a1a", sketch=["bernoulli", "gaussian"], sparsity=[0.3, 0.6], step=["0.05"],
+                    iters=2, seeds=1)
+    trajs = expand_trajectories(cfg, load_problem("a1a"))
+    levels = {(t["sketch"], round(t["sparsity"], 10)) for t in trajs}
+    assert levels == {("bernoulli", 0.3), ("bernoulli", 0.6), ("gaussian", 0.3), ("gaussian", 0.6)}

@@ -68,6 +68,11 @@ def test_cli_reproduce_end_to_end(exp_dir, tmp_path):
     res = CliRunner().invoke(cli, ["reproduce", "-d", "a1a", "--experiments", str(exp_dir), "--results",
                                    str(tmp_path / "r"), "--plots", str(tmp_path / "p")])
     assert "0 of 6 units computed" in res.output
+    # an --only run keeps the other experiments' entries in plots/README.md
+    res = CliRunner().invoke(cli, ["reproduce", "-d", "a1a", "--experiments", str(exp_dir), "--results",
+                                   str(tmp_path / "r"), "--plots", str(tmp_path / "p"), "--only", "tiny_run"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "p" / "README.md").read_text() == readme
 
 
 def test_interrupted_suite_resumes_to_same_result(exp_dir, tmp_path, monkeypatch):
