@@ -195,8 +195,9 @@ def datasets(as_json):
     click.echo(f"{'name':<16} {'n':>8} {'d':>6} {'nnz':>9} {'n_test':>8}  where")
     for r in rows:
         fmt = lambda v: "?" if v is None else str(v)  # noqa: E731
+        n_test = "-" if r["n_test"] is None and r["n"] is not None else fmt(r["n_test"])
         click.echo(f"{r['name']:<16} {fmt(r['n']):>8} {fmt(r['d']):>6} {fmt(r['nnz']):>9} "
-                   f"{fmt(r['n_test']):>8}  {r['where']}")
+                   f"{n_test:>8}  {r['where']}")
 
 
 def _explicit(ctx, name):
@@ -222,18 +223,27 @@ def build_config(ctx, config_path, cli_values, cls):
 
     Returns the config object and the ``out`` entry of the TOML file (or None).
     """
+    import dataclasses
+
     from .experiments import load_config_file
 
-    values = load_config_file(config_path) if config_path is not None else {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kind = "prune" if cls.__name__.startswith("Prune") else "run"
+    values = load_config_file(config_path, fields, kind) if config_path is not None else {}
     for key, val in cli_values.items():
         if _explicit(ctx, key):
             values[key] = val
     out = values.pop("out", None)
+    single_step = fields["step"].default_factory is dataclasses.MISSING if "step" in fields else False
     for key, val in list(values.items()):
         if key in ("p", "k", "sparsity", "batch_size") and val is not None and not isinstance(val, list):
             values[key] = [val]
         if key == "step" and isinstance(val, (str, int, float)):
             values[key] = [t.strip() for t in str(val).split(",") if t.strip()]
+        if key == "step" and single_step:       # mast prune trains with one step size
+            if len(values[key]) != 1:
+                raise MastError(f"--step {','.join(map(str, values[key]))}: give one step size")
+            values[key] = str(values[key][0])
     try:
         return cls(**values), out
     except TypeError as exc:
@@ -265,10 +275,11 @@ def _int_list(values, option):
 @click.option("--step", default="theory", show_default=True,
               help="Step sizes: 'theory', numbers, or multiples of the theory step ('4x'); comma list.")
 @click.option("--batch-size", "batch_size", default=None,
-              help="Minibatch sizes τ for dsgd-minibatch (comma list; 'n' = all rows).")
+              help="Minibatch sizes τ for dsgd-minibatch (comma list; 'n' = all rows; default 1).")
 @click.option("--sampling", default="uniform", show_default=True,
               help="Row sampling of dsgd-minibatch: uniform (without replacement) or importance (q_i ∝ L_i).")
-@click.option("--shift", default="zero", show_default=True, help="Shift v: zero, erm (x*_ERM) or a .npy file.")
+@click.option("--shift", default="zero", show_default=True,
+              help="Shift v: zero, erm (x*_ERM), noisy:σ, lam:λ, half or a .npy file.")
 @click.option("--log-every", "log_every", type=int, default=None,
               help="Log metrics every N iterations (default: T/100).")
 @click.option("--eval-sketches", "eval_sketches", type=int, default=20, show_default=True,

@@ -117,12 +117,24 @@ def _listify(v):
     return [v]
 
 
-def load_config_file(path):
-    """Read a TOML experiment file into a dict of :class:`RunConfig` fields.
+def load_config_file(path, keys=None, kind="run"):
+    """Read a TOML experiment file into a dict of config fields.
 
-    Keys are the ``mast run`` option names with ``-`` or ``_`` (``eval-sketches`` or
-    ``eval_sketches``); an unknown key or malformed TOML is a one-line error.
+    Keys are the option names of the command with ``-`` or ``_`` (``eval-sketches`` or
+    ``eval_sketches``), at the top level, in a ``[run]`` table, or in the ``[config]``
+    table of an experiment file of ``experiments/`` (whose ``kind`` must then be
+    ``kind``; ``figure``, ``caption`` and ``metric`` are ignored).  An unknown key or
+    malformed TOML is a one-line error.
+
+    Parameters
+    ----------
+    path : str or Path
+    keys : set of str, optional
+        Allowed field names (default: those of :class:`RunConfig`).
+    kind : str
+        The experiment kind of the command reading it (``run``, ``prune``).
     """
+    keys = CONFIG_KEYS if keys is None else set(keys)
     path = Path(path)
     if not path.is_file():
         raise MastError(f"config file '{path}' does not exist")
@@ -130,12 +142,21 @@ def load_config_file(path):
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise MastError(f"config file '{path}' is not valid TOML: {' '.join(str(exc).split())}") from None
-    if "run" in raw and isinstance(raw["run"], dict):
-        raw = {**{k: v for k, v in raw.items() if k != "run"}, **raw["run"]}
+    if isinstance(raw.get("config"), dict):       # an experiment file of the suite
+        other = raw.get("kind", "run")
+        if other != kind:
+            raise MastError(f"config file '{path}' is a '{other}' experiment, not '{kind}'; "
+                            f"use `mast {other}` or `mast reproduce --only {path.stem}`")
+        extra = set(raw) - {"kind", "figure", "caption", "metric", "config"}
+        if extra:
+            raise MastError(f"config file '{path}': unknown key '{sorted(extra)[0]}'")
+        raw = raw["config"]
+    if kind in raw and isinstance(raw[kind], dict):
+        raw = {**{k: v for k, v in raw.items() if k != kind}, **raw[kind]}
     out = {}
     for key, val in raw.items():
         name = key.replace("-", "_")
-        if name not in CONFIG_KEYS and name != "out":
+        if name not in keys and name != "out":
             raise MastError(f"config file '{path}': unknown key '{key}'")
         out[name] = val
     return out

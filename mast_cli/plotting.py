@@ -40,6 +40,7 @@ def _pyplot():
 def save_figure(fig, out, stem, table=None):
     """Write ``stem``.pdf/.png (and ``stem``.csv of the plotted numbers) into ``out``."""
     from .experiments import CSV_FLOAT_FORMAT, atomic_write_text
+    from .store import public_mode
 
     out = Path(out)
     try:
@@ -57,6 +58,7 @@ def save_figure(fig, out, stem, table=None):
         try:
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
                         metadata={"CreationDate": None} if ext == "pdf" else None)
+            public_mode(tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -153,7 +153,7 @@ def compute_prune_unit(spec):
     s = float(spec["sparsity"])
     ds, obj, Xval, yval, x_erm = _prune_problem(cfg.dataset, cfg.objective, cfg.lam, cfg.val_fraction,
                                                 cfg.seed)
-    v = resolve_shift(cfg.shift, _ShiftProblem(obj.d, x_erm))
+    v = resolve_shift(cfg.shift, _ShiftProblem(obj, x_erm))
     sk = make_sketch(cfg.sketch, obj.d, sparsity=s)
     kind, mult = _parse_step(cfg.step)
     gamma = mult * step_dsgd(obj.smoothness(), sk.L_S_max) if kind == "theory" else mult
@@ -190,14 +190,11 @@ def compute_prune_unit(spec):
 
 @dataclass
 class _ShiftProblem:
-    """Adapter so :func:`experiments.resolve_shift` sees (obj.d, x_star)."""
+    """Adapter so :func:`shifts.resolve_shift` sees the training objective and its x*_ERM
+    (``lam:λ`` and ``half`` re-solve the ERM problem on the training part)."""
 
-    d: int
+    obj: object
     x_star: np.ndarray
-
-    @property
-    def obj(self):
-        return self
 
 
 def plan_prune_units(cfg, sha256):
@@ -224,12 +221,16 @@ def run_prune(cfg, out, progress_factory=None, force=False):
     t0 = time.time()
     ds, obj, Xval, yval, x_erm = _prune_problem(cfg.dataset, cfg.objective, cfg.lam, cfg.val_fraction,
                                                 cfg.seed)
-    from .experiments import resolve_shift
+    from .experiments import _parse_step, resolve_shift
     from .sketches import make_sketch
+    from .theory import step_dsgd
 
-    resolve_shift(cfg.shift, _ShiftProblem(obj.d, x_erm))
-    for s in cfg.sparsity:
-        make_sketch(cfg.sketch, obj.d, sparsity=float(s))
+    resolve_shift(cfg.shift, _ShiftProblem(obj, x_erm))
+    kind, _ = _parse_step(cfg.step)
+    for s in cfg.sparsity:     # every sketch and theory step is checked before anything is written
+        sk = make_sketch(cfg.sketch, obj.d, sparsity=float(s))
+        if kind == "theory":
+            step_dsgd(obj.smoothness(), sk.L_S_max)
     units = plan_prune_units(cfg, ds.sha256)
     out = prepare_out_dir(out)
     store = UnitStore(out / ".parts")

@@ -230,7 +230,7 @@ class Bernoulli(Sketch):
 
     @property
     def sparsity(self):
-        return float(1.0 - self.p.mean())
+        return round(float(1.0 - self.p.mean()), 12)
 
     def support_size(self):
         return 2 ** self.d

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["unit_key", "UnitStore", "atomic_write_text"]
+__all__ = ["unit_key", "UnitStore", "atomic_write_text", "public_mode"]
 
 RESULT = "result.csv"
 
@@ -26,6 +26,18 @@ def unit_key(spec):
     """Stable 20-hex-digit hash of a JSON-serializable unit description."""
     blob = json.dumps(spec, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public_mode(path, directory=False):
+    """Give a temporary file (0600) or folder (0700) the mode a plain ``open`` / ``mkdir``
+    would have given it under the current umask (usually 0644 / 0755)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 def atomic_write_text(path, text):
@@ -37,6 +49,7 @@ def atomic_write_text(path, text):
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -64,6 +77,7 @@ class UnitStore:
         final = self.root / key
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.root))
         try:
+            public_mode(tmp, directory=True)
             atomic_write_text(tmp / RESULT, csv_text)
             if spec is not None:
                 atomic_write_text(tmp / "spec.json", json.dumps(spec, indent=1, sort_keys=True,

@@ -262,6 +262,7 @@ def reproduce(experiments, results_root="results", plots_root="plots", jobs=1, s
     results_root = Path(results_root)
     from .experiments import prepare_out_dir
 
+    backend, n_jobs = _backend(jobs, scheduler)     # an unreachable scheduler writes nothing
     prepare_out_dir(results_root)
     tasks = []
     for exp, units, _ in plan:
@@ -274,7 +275,6 @@ def reproduce(experiments, results_root="results", plots_root="plots", jobs=1, s
                 tasks.append((str(store.root), key, spec))
     total = sum(len(u) for _, u, _ in plan)
     ctx = progress_factory(len(tasks)) if progress_factory else _NullProgress()
-    backend, n_jobs = _backend(jobs, scheduler)
     with ctx as bar, backend:
         if tasks:
             if n_jobs == 1 and scheduler is None:

@@ -110,6 +110,22 @@ def test_toml_config_and_override(tmp_path):
     assert pd.read_csv(tmp_path / "u" / "trajectories.csv").iteration.max() == 30
 
 
+def test_suite_experiment_file_as_run_config(tmp_path):
+    """An experiments/*.toml file (kind, figure, caption, metric + [config]) feeds `mast run
+    --config`; a prune experiment is refused with a pointer to the right command."""
+    from mast_cli.suite import default_experiments_dir
+
+    exp = default_experiments_dir()
+    res = run(["run", "--config", str(exp / "fig5_minibatch.toml"), "-d", "a1a", "--iters", "4",
+               "--seeds", "1", "-o", str(tmp_path / "f5"), "-q"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "f5" / "trajectories.csv")
+    assert set(df.algorithm) == {"dsgd-minibatch"} and df.batch_size.nunique() == 4
+    res = run(["run", "--config", str(exp / "fig1_pruning_bernoulli.toml"), "-o", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "'prune' experiment" in res.output and "mast prune" in res.output
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--p", "1.5"], "p=1.5"),
     (["--p", "0.5", "--iters", "0"], "iters 0"),

@@ -63,8 +63,38 @@ def test_plot_pruning(pruned, tmp_path):
 
 
 @pytest.mark.parametrize("args, needle", [(["--masks", "0"], "masks 0"), (["--sparsity", "1.0"], "sparsity 1"),
-                                          (["--val-fraction", "1.5"], "1.5"), (["--sketch", "x"], "'x'")])
+                                          (["--val-fraction", "1.5"], "1.5"), (["--sketch", "x"], "'x'"),
+                                          (["--step", "0.1,0.2"], "0.1,0.2"), (["--step", "-1"], "-1"),
+                                          # the theory step needs L_S^max < ∞: refused before the
+                                          # sparsity-0 level (σ = 0, finite) is computed
+                                          (["--sketch", "gaussian", "--sparsity", "0,0.5"], "Gaussian")])
 def test_bad_prune_input(tmp_path, args, needle):
     res = CliRunner().invoke(cli, ["prune", "-d", "a1a", "-o", str(tmp_path / "o")] + args)
     assert res.exit_code == 2 and needle in res.output and res.output.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+TINY = ["prune", "-d", "a1a", "--sparsity", "0.5", "--masks", "4", "--iters", "10", "-q"]
+
+
+@pytest.mark.parametrize("extra", [["--step", "0.1"], ["--step", "2x"], ["--step", "theory"],
+                                   ["--shift", "half"], ["--shift", "lam:0.1"], ["--shift", "noisy:0.5"],
+                                   ["--sketch", "gaussian", "--step", "0.05"]])
+def test_prune_options(tmp_path, extra):
+    """Every --step form and every --shift form of `mast prune --help` runs."""
+    res = CliRunner().invoke(cli, TINY + ["-o", str(tmp_path / "o")] + extra)
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "o" / "pruning.csv")
+    assert len(df) == 3 * 4 and df.test_accuracy.between(0, 1).all()
+    if extra[:2] == ["--step", "0.1"]:
+        assert (df.step_size == 0.1).all()
+
+
+def test_prune_config_file_takes_prune_keys(tmp_path):
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('masks = 3\nval_fraction = 0.1\niters = 10\nsparsity = [0.5]\ndropout_baseline = true\n')
+    res = CliRunner().invoke(cli, ["prune", "--config", str(cfg), "-d", "a1a", "-o", str(tmp_path / "o"), "-q"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(tmp_path / "o" / "pruning.csv")
+    assert set(df["mask"]) == {0, 1, 2}
+    assert {"dropout-scaled", "dropout-unscaled"} <= set(df.formulation)

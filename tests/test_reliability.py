@@ -126,6 +126,28 @@ def test_bad_config_and_output(tmp_path):
     assert res.exit_code == 2 and res.output.count("\n") == 1
 
 
+def test_outputs_get_the_umask_mode_not_the_temporary_files_0600(tmp_path):
+    """Atomic writes go through mkstemp/mkdtemp (0600/0700); published files and unit folders
+    must end up readable as a plain open()/mkdir() under the umask would make them."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "o"
+        res = CliRunner().invoke(cli, RUN + ["--sketch", "bernoulli", "--p", "0.5", "-o", str(out), "-q"])
+        assert res.exit_code == 0, res.output
+        res = CliRunner().invoke(cli, ["plot", str(out), "-o", str(tmp_path / "p")])
+        assert res.exit_code == 0, res.output
+    finally:
+        os.umask(old)
+    files = [p for p in list(out.rglob("*")) + list((tmp_path / "p").iterdir())]
+    assert any(p.is_dir() for p in files) and any(p.suffix == ".png" for p in files)
+    for p in files:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode == (0o755 if p.is_dir() else 0o644), (p, oct(mode))
+
+
 # --- subprocess helpers --------------------------------------------------------------
 
 def mast(args, **kw):
