@@ -367,7 +367,8 @@ def plot(results, metric, out, name):
               help="Sparsity levels (share of zeroed weights).")
 @click.option("--masks", "-R", type=int, default=100, show_default=True, help="Random masks per level.")
 @click.option("--iters", "-T", type=int, default=500, show_default=True, help="MAST training iterations.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed (split, training, masks).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed (split, training, masks).")
 @click.option("--step", default="theory", show_default=True, help="MAST step: theory, a number, or '4x'.")
 @click.option("--val-fraction", "val_fraction", type=float, default=0.2, show_default=True,
               help="Share of training rows held out to pick the best-validation iterate.")
@@ -417,6 +418,9 @@ def reproduce(dataset, jobs, scheduler, only, experiments_dir, results_dir, plot
 
     if jobs < 1:
         raise MastError(f"--jobs {jobs} must be >= 1")
+    max_jobs = max(64, 4 * (os.cpu_count() or 1))
+    if jobs > max_jobs:
+        raise MastError(f"--jobs {jobs} is more than {max_jobs} (4 per CPU); use --scheduler for a cluster")
     exps = load_suite(experiments_dir, dataset=dataset, only=list(only) or None)
     info = run_suite(exps, results_dir, plots_dir, jobs=jobs, scheduler=scheduler, force=force,
                      progress_factory=progress_factory(quiet, "mast reproduce (units)"))
@@ -437,7 +441,8 @@ def reproduce(dataset, jobs, scheduler, only, experiments_dir, results_dir, plot
 @click.option("--pool", "-N", type=int, default=None, help="Pool size N of the reference (default 32 quick / 128).")
 @click.option("--seeds", "-R", type=int, default=None, help="Seeds per stochastic check (default 16 quick / 32).")
 @click.option("--iters", "-T", type=int, default=None, help="Iterations of the rate checks (default 200 quick / 600).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Base seed (pool, points, trajectories).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Base seed (pool, points, trajectories).")
 @click.option("--shift", default="zero", show_default=True, help="Shift v: zero or erm (x*).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the table.")
 @click.option("--out", "-o", default="results/verify", show_default=True,

@@ -160,7 +160,7 @@ def _read_svmlight(path):
         raise MastError(f"dataset path '{path}' is a directory, not a LIBSVM file")
     try:
         X, y = load_svmlight_file(str(path), zero_based=False, dtype=np.float64)
-    except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
+    except (ValueError, OSError, EOFError, UnicodeDecodeError, OverflowError) as exc:
         raise MastError(f"cannot read LIBSVM file '{path}': {_one_line(exc)}") from None
     if X.shape[0] == 0:
         raise MastError(f"LIBSVM file '{path}' has no samples")
@@ -459,4 +459,6 @@ def validation_split(X, y, fraction, rng):
     perm = rng.permutation(n)
     n_val = int(round(fraction * n))
     val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    if len(tr) < 2:
+        raise MastError(f"validation fraction {fraction} leaves {len(tr)} training rows of {n}")
     return X[tr], y[tr], X[val], y[val]

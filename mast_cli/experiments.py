@@ -171,8 +171,17 @@ def validate_config(cfg):
           f"unknown algorithm '{cfg.algorithm}'; choose one of {', '.join(ALGORITHMS)}")
     check(cfg.objective in OBJECTIVES,
           f"unknown objective '{cfg.objective}'; choose one of {', '.join(OBJECTIVES)}")
+    check(len(sketch_names(cfg)) >= 1, f"sketch '{cfg.sketch}': give at least one sketch name")
     for name in sketch_names(cfg):
         check(name in SKETCHES, f"unknown sketch '{name}'; choose one of {', '.join(SKETCHES)}")
+    check(isinstance(cfg.step, list) and len(cfg.step) >= 1, f"step {cfg.step!r}: give at least one step size")
+    for key in ("p", "k", "sparsity"):
+        vals = getattr(cfg, key)
+        if vals is not None:
+            check(isinstance(vals, list) and len(vals) >= 1, f"{key} {vals!r}: give at least one value")
+            for val in vals:
+                check(isinstance(val, (int, float)) and not isinstance(val, bool),
+                      f"{key} {val!r} must be a number")
     check(isinstance(cfg.lam, (int, float)) and math.isfinite(cfg.lam) and cfg.lam >= 0,
           f"lam {cfg.lam} must be a finite number >= 0")
     check(isinstance(cfg.iters, int) and not isinstance(cfg.iters, bool) and cfg.iters >= 1,
@@ -261,6 +270,8 @@ def resolve_shift(shift, problem):
 def sketch_names(cfg):
     """The sketch families of a config: ``sketch`` may be one name, a comma list or a list."""
     names = cfg.sketch if isinstance(cfg.sketch, (list, tuple)) else str(cfg.sketch).split(",")
+    for n in names:
+        check(isinstance(n, str), f"sketch {n!r} must be a name")
     return [n.strip() for n in names if str(n).strip()]
 
 

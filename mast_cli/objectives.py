@@ -650,6 +650,7 @@ def _newton_pcg(obj, x0, tol=1e-12, max_iter=200, max_cg=30, switch=1e-2):
         p = None
         if fac is None and gn > switch * g0 and it <= 4:
             diag = obj.hessian_diag(x, w)
+            diag = np.where(diag > 0, diag, 1.0)     # λ = 0 and an all-zero column: no scaling
             p = _pcg(hv, -g, lambda r: r / diag, min(0.5, np.sqrt(gn)), 2 * max_cg)
         elif fac is not None:
             p = _pcg(hv, -g, lambda r: scipy.linalg.cho_solve(fac, r),

@@ -400,10 +400,19 @@ def plot_results(folders, metric="erm_loss", out="plots", name=None):
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
-            raise MastError(f"results folder '{folder}' does not exist")
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise MastError(f"results folder '{folder}' {what}")
         found = [fname for fname in PLOTTERS if (folder / fname).is_file()]
         if not found:
             raise MastError(f"'{folder}' has no results file ({', '.join(PLOTTERS)})")
         for fname in found:
-            written += PLOTTERS[fname](folder, metric=metric, out=out, name=name)
+            try:
+                written += PLOTTERS[fname](folder, metric=metric, out=out, name=name)
+            except MastError:
+                raise
+            except (ValueError, KeyError, AttributeError, UnicodeDecodeError, IndexError) as exc:
+                # a corrupt or foreign CSV / metadata.json (pandas' ParserError and json's
+                # JSONDecodeError are ValueErrors)
+                raise MastError(f"cannot plot '{folder / fname}': it is not a mast results file "
+                                f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
     return written

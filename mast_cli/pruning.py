@@ -72,9 +72,17 @@ def validate_prune(cfg):
     from .objectives import OBJECTIVES
     from .sketches import SKETCHES
 
-    check(cfg.sketch in SKETCHES, f"unknown sketch '{cfg.sketch}'; choose one of {', '.join(SKETCHES)}")
-    check(cfg.objective in OBJECTIVES, f"unknown objective '{cfg.objective}'")
-    check(np.isfinite(cfg.lam) and cfg.lam >= 0, f"lam {cfg.lam} must be a finite number >= 0")
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    check(isinstance(cfg.sketch, str) and cfg.sketch in SKETCHES,
+          f"unknown sketch '{cfg.sketch}'; choose one of {', '.join(SKETCHES)}")
+    check(isinstance(cfg.objective, str) and cfg.objective in OBJECTIVES, f"unknown objective '{cfg.objective}'")
+    check(number(cfg.lam) and np.isfinite(cfg.lam) and cfg.lam >= 0, f"lam {cfg.lam} must be a finite number >= 0")
+    check(isinstance(cfg.sparsity, list) and all(number(s) for s in cfg.sparsity),
+          f"sparsity {cfg.sparsity!r} must be a list of numbers")
+    check(number(cfg.val_fraction), f"val fraction {cfg.val_fraction!r} must be a number")
+    check(isinstance(cfg.dropout_baseline, bool), f"dropout_baseline {cfg.dropout_baseline!r} must be true or false")
     check(isinstance(cfg.masks, int) and cfg.masks >= 1, f"masks {cfg.masks} must be an integer >= 1")
     check(isinstance(cfg.iters, int) and cfg.iters >= 1, f"iters {cfg.iters} must be an integer >= 1")
     check(isinstance(cfg.seed, int) and cfg.seed >= 0, f"seed {cfg.seed} must be an integer >= 0")

@@ -74,8 +74,10 @@ def resolve_shift(shift, problem):
         raise MastError(f"shift '{shift}' is not zero, erm, noisy:σ, lam:λ, half or an existing .npy file")
     try:
         v = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise MastError(f"shift file '{shift}' is not a readable .npy array: {exc}") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise MastError(f"shift file '{shift}' is not a readable .npy array: {exc or 'empty file'}") from None
+    check(isinstance(v, np.ndarray) and (v.dtype.kind in "biuf"),
+          f"shift file '{shift}' holds {getattr(v, 'dtype', type(v).__name__)} values, not real numbers")
     v = np.asarray(v, dtype=np.float64).ravel()
     check(v.shape == (d,), f"shift file '{shift}' has {v.size} values, expected d={d}")
     check(np.all(np.isfinite(v)), f"shift file '{shift}' has non-finite values")

@@ -217,7 +217,7 @@ def _backend(jobs, scheduler):
         raise MastError("--scheduler needs dask.distributed: pip install '.[dask]'") from None
     try:
         client = Client(scheduler, timeout="10s") if isinstance(scheduler, str) else scheduler
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         raise MastError(f"cannot reach the dask scheduler at '{scheduler}': {exc}") from None
 
     @contextlib.contextmanager

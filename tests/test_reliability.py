@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -71,6 +72,8 @@ BAD = [
                           "--sampling", "greedy"], "'greedy'"),
     ("unknown dataset offline", ["-d", "a5a", "--sketch", "bernoulli", "--p", "0.5"], "'a5a'"),
     ("unknown dataset name", ["-d", "nosuchdata", "--sketch", "bernoulli", "--p", "0.5"], "'nosuchdata'"),
+    ("empty step list", ["--sketch", "bernoulli", "--p", "0.5", "--step", ","], "step []"),
+    ("empty sketch list", ["--sketch", ",", "--p", "0.5"], "sketch ','"),
 ]
 
 FILE_CASES = [
@@ -94,6 +97,36 @@ def _assert_one_line_error(res, needle, out):
     assert needle in lines[0], res.output
     assert "Traceback" not in res.output
     assert not Path(out).exists() or not any(Path(out).iterdir())
+
+
+OTHER_COMMANDS = [     # (case, argv with OUT for the output folder, needle); found by an adversarial audit
+    ("prune: no training rows", ["prune", "-d", "a1a", "--sparsity", "0.5", "--val-fraction", "0.9999",
+                                 "-o", "OUT"], "0.9999"),
+    ("prune: seed < 0", ["prune", "-d", "a1a", "--seed", "-1", "-o", "OUT"], "-1"),
+    ("verify: seed < 0", ["verify", "-d", "a1a", "--quick", "--seed", "-1", "-o", "OUT"], "-1"),
+    ("reproduce: too many jobs", ["reproduce", "--jobs", "100000", "--results", "OUT"], "100000"),
+    ("reproduce: bad scheduler", ["reproduce", "-d", "a1a", "--only", "fig1_pruning_bernoulli",
+                                  "--scheduler", "junk", "--results", "OUT"], "junk"),
+    ("run: empty shift file", ["run", "-d", "a1a", "--p", "0.5", "--shift", "EMPTY", "-o", "OUT"], "EMPTY"),
+    ("run: string shift file", ["run", "-d", "a1a", "--p", "0.5", "--shift", "STR", "-o", "OUT"], "not real"),
+    ("plot: a file, not a folder", ["plot", "EMPTY", "-o", "OUT"], "not a folder"),
+    ("plot: corrupt CSV", ["plot", "CORRUPT", "-o", "OUT"], "not a mast results file"),
+]
+
+
+@pytest.mark.parametrize("case, argv, needle", OTHER_COMMANDS, ids=[c[0] for c in OTHER_COMMANDS])
+def test_bad_input_other_commands(tmp_path, case, argv, needle):
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    np.save(tmp_path / "str.npy", np.array(["a"] * 123))
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "trajectories.csv").write_bytes(bytes(range(256)) * 8)
+    subst = {"OUT": str(tmp_path / "out"), "EMPTY": str(empty), "STR": str(tmp_path / "str.npy"),
+             "CORRUPT": str(tmp_path / "corrupt")}
+    argv = [subst.get(a, a) for a in argv]
+    needle = subst.get(needle, needle)
+    res = CliRunner().invoke(cli, argv)
+    _assert_one_line_error(res, needle, tmp_path / "out")
 
 
 @pytest.mark.parametrize("case, args, needle", BAD, ids=[b[0] for b in BAD])
