@@ -348,8 +348,10 @@ def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
 @click.option("--name", default=None, help="File name stem (default: from the results folder).")
 def plot(results, metric, out, name):
     """Draw figures from results folders (CSV only; nothing is recomputed)."""
+    from .experiments import check_out_path
     from .plotting import plot_results
 
+    check_out_path(out)
     written = plot_results([str(r) for r in results], metric=metric, out=out, name=name)
     for path in written:
         click.echo(str(path))
@@ -467,6 +469,9 @@ def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters,
     cfg = VerifyConfig(dataset=dataset, lam=lam, objective=objective, sketches=names, sparsity=sparsity,
                        quick=quick, pool=pool, seeds=seeds, iters=iters, seed=seed, shift=shift)
     cfg.validate()
+    from .experiments import check_out_path
+
+    check_out_path(out)          # before the battery, not after it
     say = None if quiet else (lambda msg: click.echo(f"mast verify: {msg}", err=True))
     result = verify_dataset(cfg, progress=say)
     csv_path, json_path = write_outputs(result, out)

@@ -414,11 +414,30 @@ ALGORITHMS["dsgd-minibatch"] = _run_dsgd
 
 # --- files ----------------------------------------------------------------------------------
 
-def prepare_out_dir(out):
-    """Create the output folder (or check it is writable) with a one-line error."""
+def check_out_path(out):
+    """Refuse an output folder that could not be created or written, without creating it.
+
+    An empty path, an existing non-folder, or a missing folder whose nearest existing
+    parent is not writable is a one-line error; nothing is written.
+    """
+    if str(out).strip() == "":
+        raise MastError("output path '' is empty; name a folder")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MastError(f"output path '{out}' exists and is not a directory")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise MastError(f"output path '{out}': '{parent}' is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MastError(f"cannot write to output folder '{out}': '{parent}' is not writable")
+    return out
+
+
+def prepare_out_dir(out):
+    """Create the output folder (or check it is writable) with a one-line error."""
+    out = check_out_path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe", delete=True)

@@ -396,8 +396,12 @@ def plot_results(folders, metric="erm_loss", out="plots", name=None):
 
     Returns the list of written paths.
     """
+    if name is not None and (not str(name).strip() or Path(str(name)).name != str(name)
+                             or str(name).startswith(".")):
+        raise MastError(f"--name '{name}' must be a plain file name (no folders)")
     written = []
-    for folder in folders:
+    plan = []
+    for folder in folders:          # every folder is checked before any figure is written
         folder = Path(folder)
         if not folder.is_dir():
             what = "is not a folder" if folder.exists() else "does not exist"
@@ -405,6 +409,8 @@ def plot_results(folders, metric="erm_loss", out="plots", name=None):
         found = [fname for fname in PLOTTERS if (folder / fname).is_file()]
         if not found:
             raise MastError(f"'{folder}' has no results file ({', '.join(PLOTTERS)})")
+        plan.append((folder, found))
+    for folder, found in plan:
         for fname in found:
             try:
                 written += PLOTTERS[fname](folder, metric=metric, out=out, name=name)

@@ -84,6 +84,13 @@ def load_experiment(path, dataset=None, overrides=None):
         raise MastError(f"experiment file '{path}': unknown key '{sorted(unknown)[0]}'")
     kind = raw.get("kind", "run")
     cls = _config_class(kind)
+    metric = raw.get("metric", "erm_loss")
+    if kind == "run":
+        from .plotting import METRIC_LABELS
+
+        if metric not in METRIC_LABELS:
+            raise MastError(f"experiment file '{path}': unknown metric '{metric}'; choose one of "
+                            f"{', '.join(METRIC_LABELS)}")
     conf = {k.replace("-", "_"): v for k, v in raw.get("config", {}).items()}
     fields = {f.name for f in dataclasses.fields(cls)}
     bad = set(conf) - fields
@@ -260,8 +267,10 @@ def reproduce(experiments, results_root="results", plots_root="plots", jobs=1, s
     t0 = time.time()
     plan = plan_suite(experiments)
     results_root = Path(results_root)
-    from .experiments import prepare_out_dir
+    from .experiments import check_out_path, prepare_out_dir
 
+    if plot:
+        check_out_path(plots_root)                   # refused before any unit is computed
     backend, n_jobs = _backend(jobs, scheduler)     # an unreachable scheduler writes nothing
     prepare_out_dir(results_root)
     tasks = []

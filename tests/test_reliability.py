@@ -111,6 +111,10 @@ OTHER_COMMANDS = [     # (case, argv with OUT for the output folder, needle); fo
     ("run: string shift file", ["run", "-d", "a1a", "--p", "0.5", "--shift", "STR", "-o", "OUT"], "not real"),
     ("plot: a file, not a folder", ["plot", "EMPTY", "-o", "OUT"], "not a folder"),
     ("plot: corrupt CSV", ["plot", "CORRUPT", "-o", "OUT"], "not a mast results file"),
+    ("plot: second folder missing", ["plot", "CORRUPT", "NOPE", "-o", "OUT"], "does not exist"),
+    ("plot: --name with a folder", ["plot", "CORRUPT", "--name", "a/b", "-o", "OUT"], "a/b"),
+    ("verify: -o is a file", ["verify", "-d", "a1a", "--quick", "-o", "EMPTY"], "not a directory"),
+    ("run: -o ''", ["run", "-d", "a1a", "--p", "0.5", "-o", ""], "''"),
 ]
 
 
@@ -122,7 +126,7 @@ def test_bad_input_other_commands(tmp_path, case, argv, needle):
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "trajectories.csv").write_bytes(bytes(range(256)) * 8)
     subst = {"OUT": str(tmp_path / "out"), "EMPTY": str(empty), "STR": str(tmp_path / "str.npy"),
-             "CORRUPT": str(tmp_path / "corrupt")}
+             "CORRUPT": str(tmp_path / "corrupt"), "NOPE": str(tmp_path / "nope")}
     argv = [subst.get(a, a) for a in argv]
     needle = subst.get(needle, needle)
     res = CliRunner().invoke(cli, argv)
