@@ -218,29 +218,29 @@ def progress_factory(quiet, label):
     return factory
 
 
-def build_config(ctx, config_path, cli_values, cls):
+def build_config(ctx, config_path, cli_values, cls, kind):
     """Merge defaults < TOML file < options given on the command line into ``cls``.
 
-    Returns the config object and the ``out`` entry of the TOML file (or None).
+    ``kind`` is the command (``run`` or ``prune``): which experiment files it accepts,
+    and for ``prune`` a single step size.  Returns the config object and the ``out``
+    entry of the TOML file (or None).
     """
     import dataclasses
 
     from .experiments import load_config_file
 
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kind = "prune" if cls.__name__.startswith("Prune") else "run"
+    fields = {f.name for f in dataclasses.fields(cls)}
     values = load_config_file(config_path, fields, kind) if config_path is not None else {}
     for key, val in cli_values.items():
         if _explicit(ctx, key):
             values[key] = val
     out = values.pop("out", None)
-    single_step = fields["step"].default_factory is dataclasses.MISSING if "step" in fields else False
     for key, val in list(values.items()):
         if key in ("p", "k", "sparsity", "batch_size") and val is not None and not isinstance(val, list):
             values[key] = [val]
         if key == "step" and isinstance(val, (str, int, float)):
             values[key] = [t.strip() for t in str(val).split(",") if t.strip()]
-        if key == "step" and single_step:       # mast prune trains with one step size
+        if key == "step" and kind == "prune":       # mast prune trains with one step size
             if len(values[key]) != 1:
                 raise MastError(f"--step {','.join(map(str, values[key]))}: give one step size")
             values[key] = str(values[key][0])
@@ -329,7 +329,7 @@ def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
         from click.core import ParameterSource
 
         ctx.set_parameter_source("seeds", ParameterSource.COMMANDLINE)
-    cfg, cfg_out = build_config(ctx, config_path, values, RunConfig)
+    cfg, cfg_out = build_config(ctx, config_path, values, RunConfig, "run")
     validate_config(cfg)
     out_dir = out if _explicit(ctx, "out") or cfg_out is None else cfg_out
     table = run_experiment(cfg, out_dir, progress_factory(quiet, "mast run"), force=force)
@@ -390,7 +390,7 @@ def prune(ctx, config_path, out, force, quiet, **opts):
     """
     from .pruning import PruneConfig, run_prune
 
-    cfg, cfg_out = build_config(ctx, config_path, opts, PruneConfig)
+    cfg, cfg_out = build_config(ctx, config_path, opts, PruneConfig, "prune")
     out_dir = out if _explicit(ctx, "out") or cfg_out is None else cfg_out
     run_prune(cfg, out_dir, progress_factory(quiet, "mast prune"), force=force)
     if not quiet:

@@ -108,6 +108,9 @@ class RunConfig:
 
 CONFIG_KEYS = {f.name for f in dataclasses.fields(RunConfig)}
 
+#: top-level keys of an experiment file of ``experiments/`` (its options are in ``[config]``)
+EXPERIMENT_FILE_KEYS = {"kind", "figure", "caption", "metric", "config"}
+
 
 def _listify(v):
     if v is None or isinstance(v, list):
@@ -147,7 +150,7 @@ def load_config_file(path, keys=None, kind="run"):
         if other != kind:
             raise MastError(f"config file '{path}' is a '{other}' experiment, not '{kind}'; "
                             f"use `mast {other}` or `mast reproduce --only {path.stem}`")
-        extra = set(raw) - {"kind", "figure", "caption", "metric", "config"}
+        extra = set(raw) - EXPERIMENT_FILE_KEYS
         if extra:
             raise MastError(f"config file '{path}': unknown key '{sorted(extra)[0]}'")
         raw = raw["config"]
@@ -171,8 +174,9 @@ def validate_config(cfg):
           f"unknown algorithm '{cfg.algorithm}'; choose one of {', '.join(ALGORITHMS)}")
     check(cfg.objective in OBJECTIVES,
           f"unknown objective '{cfg.objective}'; choose one of {', '.join(OBJECTIVES)}")
-    check(len(sketch_names(cfg)) >= 1, f"sketch '{cfg.sketch}': give at least one sketch name")
-    for name in sketch_names(cfg):
+    names = sketch_names(cfg)
+    check(len(names) >= 1, f"sketch '{cfg.sketch}': give at least one sketch name")
+    for name in names:
         check(name in SKETCHES, f"unknown sketch '{name}'; choose one of {', '.join(SKETCHES)}")
     check(isinstance(cfg.step, list) and len(cfg.step) >= 1, f"step {cfg.step!r}: give at least one step size")
     for key in ("p", "k", "sparsity"):
@@ -180,8 +184,7 @@ def validate_config(cfg):
         if vals is not None:
             check(isinstance(vals, list) and len(vals) >= 1, f"{key} {vals!r}: give at least one value")
             for val in vals:
-                check(isinstance(val, (int, float)) and not isinstance(val, bool),
-                      f"{key} {val!r} must be a number")
+                check(is_number(val), f"{key} {val!r} must be a number")
     check(isinstance(cfg.lam, (int, float)) and math.isfinite(cfg.lam) and cfg.lam >= 0,
           f"lam {cfg.lam} must be a finite number >= 0")
     check(isinstance(cfg.iters, int) and not isinstance(cfg.iters, bool) and cfg.iters >= 1,
@@ -266,6 +269,11 @@ def resolve_shift(shift, problem):
 
 
 # --- expansion into trajectories ----------------------------------------------------
+
+def is_number(v):
+    """A real number as a config value (int or float; a TOML ``true`` is not one)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
 
 def sketch_names(cfg):
     """The sketch families of a config: ``sketch`` may be one name, a comma list or a list."""

@@ -34,7 +34,7 @@ import numpy as np
 from .errors import MastError, check
 from .objectives import col_accuracy, col_mean
 
-__all__ = ["PruneConfig", "masked_accuracy", "train_mast", "compute_prune_unit", "run_prune",
+__all__ = ["PruneConfig", "masked_accuracy", "train_mast", "check_prune", "compute_prune_unit", "run_prune",
            "PRUNE_COLUMNS"]
 
 PRUNE_COLUMNS = ["formulation", "selection", "sketch", "sparsity", "param", "mask", "test_accuracy",
@@ -72,8 +72,7 @@ def validate_prune(cfg):
     from .objectives import OBJECTIVES
     from .sketches import SKETCHES
 
-    def number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    from .experiments import is_number as number
 
     check(isinstance(cfg.sketch, str) and cfg.sketch in SKETCHES,
           f"unknown sketch '{cfg.sketch}'; choose one of {', '.join(SKETCHES)}")
@@ -205,6 +204,31 @@ class _ShiftProblem:
     x_star: np.ndarray
 
 
+def check_prune(cfg):
+    """Every check of a pruning experiment that needs the data, before any unit runs.
+
+    Validates the fields, loads the problem, resolves the shift, and builds every
+    level's sketch and (for ``step = theory``) its step, so that a bad value fails
+    here with a one-line error and not after some units were computed.  Used by
+    ``mast prune`` and ``mast reproduce``.  Returns :func:`_prune_problem`'s
+    (dataset, training objective, X_val, y_val, x_ERM).
+    """
+    from .experiments import _parse_step, resolve_shift
+    from .sketches import make_sketch
+    from .theory import step_dsgd
+
+    validate_prune(cfg)
+    problem = _prune_problem(cfg.dataset, cfg.objective, cfg.lam, cfg.val_fraction, cfg.seed)
+    _, obj, _, _, x_erm = problem
+    resolve_shift(cfg.shift, _ShiftProblem(obj, x_erm))
+    kind, _ = _parse_step(cfg.step)
+    for s in cfg.sparsity:
+        sk = make_sketch(cfg.sketch, obj.d, sparsity=float(s))
+        if kind == "theory":
+            step_dsgd(obj.smoothness(), sk.L_S_max)
+    return problem
+
+
 def plan_prune_units(cfg, sha256):
     from .store import unit_key
 
@@ -225,20 +249,8 @@ def run_prune(cfg, out, progress_factory=None, force=False):
                               provenance, read_results_csv)
     from .store import UnitStore, atomic_write_text
 
-    validate_prune(cfg)
     t0 = time.time()
-    ds, obj, Xval, yval, x_erm = _prune_problem(cfg.dataset, cfg.objective, cfg.lam, cfg.val_fraction,
-                                                cfg.seed)
-    from .experiments import _parse_step, resolve_shift
-    from .sketches import make_sketch
-    from .theory import step_dsgd
-
-    resolve_shift(cfg.shift, _ShiftProblem(obj, x_erm))
-    kind, _ = _parse_step(cfg.step)
-    for s in cfg.sparsity:     # every sketch and theory step is checked before anything is written
-        sk = make_sketch(cfg.sketch, obj.d, sparsity=float(s))
-        if kind == "theory":
-            step_dsgd(obj.smoothness(), sk.L_S_max)
+    ds, obj, Xval, _, x_erm = check_prune(cfg)
     units = plan_prune_units(cfg, ds.sha256)
     out = prepare_out_dir(out)
     store = UnitStore(out / ".parts")

@@ -78,8 +78,9 @@ def load_experiment(path, dataset=None, overrides=None):
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise MastError(f"experiment file '{path}' is not valid TOML: {' '.join(str(exc).split())}") from None
-    allowed = {"kind", "figure", "caption", "metric", "config"}
-    unknown = set(raw) - allowed
+    from .experiments import EXPERIMENT_FILE_KEYS
+
+    unknown = set(raw) - EXPERIMENT_FILE_KEYS
     if unknown:
         raise MastError(f"experiment file '{path}': unknown key '{sorted(unknown)[0]}'")
     kind = raw.get("kind", "run")
@@ -133,14 +134,9 @@ def _validate_and_plan(exp):
         trajs = expand_trajectories(exp.config, problem)
         return plan_run_units(exp.config, problem, trajs), (problem, trajs)
     if exp.kind == "prune":
-        from .pruning import _prune_problem, plan_prune_units, validate_prune
-        from .sketches import make_sketch
+        from .pruning import check_prune, plan_prune_units
 
-        validate_prune(exp.config)
-        ds, obj, *_ = _prune_problem(exp.config.dataset, exp.config.objective, exp.config.lam,
-                                     exp.config.val_fraction, exp.config.seed)
-        for s in exp.config.sparsity:
-            make_sketch(exp.config.sketch, obj.d, sparsity=float(s))
+        ds = check_prune(exp.config)[0]
         return plan_prune_units(exp.config, ds.sha256), None
     from .delta import plan_delta_units, validate_delta
 

@@ -114,6 +114,12 @@ def test_bad_suite_input(exp_dir, tmp_path):
     res = CliRunner().invoke(cli, ["reproduce", "-d", "a1a", "--experiments", str(exp_dir),
                                    "--results", str(tmp_path / "r")])
     assert res.exit_code == 2 and "masks 0" in res.output and not (tmp_path / "r").exists()
+    # the checks of `mast prune` that need the data (here: the theory step of a Gaussian sketch at
+    # sparsity 0.5) run before the first unit, also for the sparsity-0 level that would succeed
+    (exp_dir / "broken.toml").write_text("kind = 'prune'\n[config]\nsketch = 'gaussian'\nsparsity = [0.0, 0.5]\n")
+    res = CliRunner().invoke(cli, ["reproduce", "-d", "a1a", "--experiments", str(exp_dir),
+                                   "--results", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "Gaussian" in res.output and not (tmp_path / "r").exists()
     res = CliRunner().invoke(cli, ["reproduce", "--experiments", str(exp_dir), "--only", "nope"])
     assert res.exit_code == 2 and "unknown experiment 'nope'" in res.output
     shutil.rmtree(exp_dir)
