@@ -1,0 +1,228 @@
+"""Shared pieces of the command line: the error-reporting group, option types and decorators.
+
+Imports only click and the standard library, so that ``mast --help`` and option errors
+stay fast; every command imports the library modules it needs inside its body.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..errors import MastError
+
+__all__ = ["MastGroup", "FLOATS", "INTS", "dataset_option", "lam_option", "objective_option",
+           "sketch_options", "check_lam", "one_value", "explicit", "progress_factory", "build_config",
+           "int_list", "precheck_dataset"]
+
+
+class _Interrupted(Exception):
+    """Ctrl-C inside a command (re-raised so click does not print its own newline)."""
+
+
+class MastGroup(click.Group):
+    """Click group that reports every error as one line, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
+
+    def main(self, args=None, prog_name=None, **extra):
+        extra.pop("standalone_mode", None)
+        try:
+            rv = super().main(args=args, prog_name=prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError as exc:   # bare `mast`: help, exit 0
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(0)
+        except (click.exceptions.Abort, KeyboardInterrupt, _Interrupted):
+            click.echo("Error: interrupted; finished work was kept, rerun to resume", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            msg = " ".join(exc.format_message().split())
+            click.echo(f"Error: {msg}", err=True)
+            sys.exit(exc.exit_code)
+        except MastError as exc:
+            click.echo(f"Error: {' '.join(str(exc).split())}", err=True)
+            sys.exit(exc.exit_code)
+        except OSError as exc:
+            where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+            click.echo(f"Error: {exc.strerror or exc}{where}", err=True)
+            sys.exit(2)
+        except Exception as exc:  # a bug: one line, the traceback on request
+            if os.environ.get("MAST_DEBUG"):
+                raise
+            msg = " ".join(str(exc).split())[:300]
+            click.echo(f"Error: internal error {type(exc).__name__}: {msg} "
+                       "(rerun with MAST_DEBUG=1 for the traceback)", err=True)
+            sys.exit(1)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+        sys.exit(0)
+
+
+class FloatList(click.ParamType):
+    """A comma-separated list of floats (``0.1,0.5,0.9``)."""
+
+    name = "FLOATS"
+
+    def _one(self, tok, param, ctx):
+        try:
+            return float(tok)
+        except ValueError:
+            self.fail(f"'{tok}' is not a number", param, ctx)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (list, tuple)):
+            return [self._one(v, param, ctx) for v in value]
+        if isinstance(value, (int, float)):
+            return [self._one(value, param, ctx)]
+        out = [self._one(tok.strip(), param, ctx) for tok in str(value).split(",")]
+        if not out:
+            self.fail("empty list", param, ctx)
+        return out
+
+
+class IntList(FloatList):
+    """A comma-separated list of integers (``3,7``); ``3.0`` is accepted, ``3.5`` refused."""
+
+    name = "INTS"
+
+    def _one(self, tok, param, ctx):
+        val = super()._one(tok, param, ctx)
+        if not float(val).is_integer():
+            self.fail(f"'{tok}' is not an integer", param, ctx)
+        return int(val)
+
+
+FLOATS = FloatList()
+INTS = IntList()
+
+
+def dataset_option(f):
+    return click.option("--dataset", "-d", default="a1a", show_default=True,
+                        help="LIBSVM name (bundled, $MAST_DATA_DIR or libsvmdata) or a file path.")(f)
+
+
+def lam_option(f):
+    return click.option("--lam", type=float, default=1e-3, show_default=True,
+                        help="ℓ2 regularization λ (mean-loss convention).")(f)
+
+
+def objective_option(f):
+    return click.option("--objective", default="logreg", show_default=True,
+                        help="logreg (ℓ2-logistic) or logreg-nonconvex.")(f)
+
+
+def sketch_options(f):
+    opts = [
+        click.option("--sketch", "-s", default=None,
+                     help="identity, bernoulli, rand-k, perm-k, gaussian, dropout-unscaled."),
+        click.option("--p", "p", type=FLOATS, default=None,
+                     help="Bernoulli keep probability in (0,1] (a list gives one value per level/worker)."),
+        click.option("--k", "k", type=FLOATS, default=None, help="Rand-K: number of kept coordinates K."),
+        click.option("--workers", "workers", type=int, default=None, help="Perm-K / distributed: workers M."),
+        click.option("--sigma", type=float, default=None, help="Gaussian sketch: standard deviation σ."),
+        click.option("--sparsity", type=FLOATS, default=None,
+                     help="Sparsity levels (p = 1 − s, K = round((1 − s) d), M = round(1/(1 − s)))."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def check_lam(lam):
+    if lam is None or not (lam >= 0) or lam == float("inf"):
+        raise MastError(f"--lam {lam} must be a finite number >= 0")
+
+
+def one_value(values, what):
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise MastError(f"{what} takes one value here, got {len(values)}")
+    return values[0]
+
+
+def explicit(ctx, name):
+    """Whether option ``name`` was given on the command line (not its default)."""
+    from click.core import ParameterSource
+
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+
+def _looks_like_path(arg):
+    return os.sep in arg or "/" in arg or arg.endswith((".bz2", ".svm", ".txt", ".libsvm"))
+
+
+def precheck_dataset(arg):
+    """Refuse a dataset path that does not exist before any heavy module is imported.
+
+    Names are resolved later by :func:`mast_cli.data.load_dataset` (which needs libsvmdata).
+    """
+    if arg is None:
+        return
+    arg = str(arg)
+    if not arg.strip():
+        raise MastError("--dataset is empty")
+    path = os.path.expanduser(arg)
+    if _looks_like_path(arg) and not os.path.exists(path):
+        raise MastError(f"--dataset {arg}: no such file")
+
+
+def progress_factory(quiet, label):
+    """A click progress bar on stderr (None when quiet)."""
+    if quiet:
+        return None
+
+    def factory(total):
+        return click.progressbar(length=max(total, 1), label=label, file=sys.stderr,
+                                 show_eta=True, show_percent=True)
+
+    return factory
+
+
+def build_config(ctx, config_path, cli_values, cls, kind):
+    """Merge defaults < TOML file < options given on the command line into ``cls``.
+
+    ``kind`` is the command (``run`` or ``prune``): which experiment files it accepts,
+    and for ``prune`` a single step size.  Returns the config object and the ``out``
+    entry of the TOML file (or None).
+    """
+    import dataclasses
+
+    from ..experiments import load_config_file
+
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = load_config_file(config_path, fields, kind) if config_path is not None else {}
+    for key, val in cli_values.items():
+        if explicit(ctx, key):
+            values[key] = val
+    out = values.pop("out", None)
+    for key, val in list(values.items()):
+        if key in ("p", "k", "sparsity", "batch_size") and val is not None and not isinstance(val, list):
+            values[key] = [val]
+        if key == "step" and isinstance(val, (str, int, float)):
+            values[key] = [t.strip() for t in str(val).split(",") if t.strip()]
+        if key == "step" and kind == "prune":       # mast prune trains with one step size
+            if len(values[key]) != 1:
+                raise MastError(f"--step {','.join(map(str, values[key]))}: give one step size")
+            values[key] = str(values[key][0])
+    try:
+        return cls(**values), out
+    except TypeError as exc:
+        raise MastError(f"bad configuration: {' '.join(str(exc).split())}") from None
+
+
+def int_list(values, option):
+    if values is None:
+        return None
+    bad = [x for x in values if not float(x).is_integer()]
+    if bad:
+        raise MastError(f"{option} {bad[0]:g} must be an integer")
+    return [int(x) for x in values]

@@ -1,0 +1,168 @@
+"""``mast run``, ``mast prune`` and ``mast reproduce``: compute results folders."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..errors import MastError
+from ._common import (FLOATS, build_config, dataset_option, explicit, int_list, lam_option,
+                      objective_option, precheck_dataset, progress_factory, sketch_options)
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML experiment file with the same keys as the options (options override it).")
+@dataset_option
+@lam_option
+@objective_option
+@click.option("--algorithm", "-a", default="dsgd", show_default=True,
+              help="dsgd (Algorithm 1 (I)), dsgd-minibatch (1 (II)), distributed (2), vr (3).")
+@sketch_options
+@click.option("--iters", "-T", type=int, default=300, show_default=True, help="Iterations T.")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Number of seeds (0..N-1).")
+@click.option("--seed", "seed_list", type=FLOATS, default=None,
+              help="Explicit seeds instead of --seeds (e.g. --seed 3 or --seed 3,7).")
+@click.option("--step", default="theory", show_default=True,
+              help="Step sizes: 'theory', numbers, or multiples of the theory step ('4x'); comma list.")
+@click.option("--batch-size", "batch_size", default=None,
+              help="Minibatch sizes τ for dsgd-minibatch (comma list; 'n' = all rows; default 1).")
+@click.option("--sampling", default="uniform", show_default=True,
+              help="Row sampling of dsgd-minibatch: uniform (without replacement) or importance (q_i ∝ L_i).")
+@click.option("--shift", default="zero", show_default=True,
+              help="Shift v: zero, erm (x*_ERM), noisy:σ, lam:λ, half or a .npy file.")
+@click.option("--log-every", "log_every", type=int, default=None,
+              help="Log metrics every N iterations (default: T/100).")
+@click.option("--eval-sketches", "eval_sketches", type=int, default=20, show_default=True,
+              help="Fixed evaluation sketches for the mast_loss estimate of f_D.")
+@click.option("--split", default="random", show_default=True,
+              help="distributed: row partition across workers, random or label-sorted.")
+@click.option("--sketch-pool", "sketch_pool", type=int, default=None, help="vr: number N of pooled sketches.")
+@click.option("--ref-prob", "ref_prob", type=float, default=None, help="vr: reference update probability p.")
+@click.option("--ref-batch", "ref_batch", type=int, default=None, help="vr: reference batch b (b = N exact).")
+@click.option("--unit-size", "unit_size", type=int, default=64, show_default=True,
+              help="Trajectories advanced together per unit (results do not depend on it).")
+@click.option("--out", "-o", default="results/run", show_default=True, help="Output folder.")
+@click.option("--force", is_flag=True, help="Recompute units already finished in --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
+    """Run an algorithm on many trajectories; write trajectories.csv and metadata.json.
+
+    Trajectories are the product of sketch families and levels (--sketch, --sparsity /
+    --p / --k), step sizes, batch sizes and seeds.
+
+    \b
+    Examples:
+      mast run -d a1a --sketch bernoulli --sparsity 0.1,0.5,0.9 --iters 500 --seeds 5
+      mast run -d a9a -a dsgd-minibatch --sketch rand-k --sparsity 0.5 --batch-size 1,32,n
+      mast run -d a9a -a distributed --workers 10 --sketch bernoulli --sparsity 0.5 --step 0.3,1
+      mast run -d a1a -a vr --sketch rand-k --k 30 --sketch-pool 20 --ref-batch 20
+      mast run --config experiments/fig5_minibatch.toml -o results/fig5
+    """
+    precheck_dataset(opts["dataset"])
+    values = dict(opts)
+    values["step"] = step
+    values["k"] = int_list(values["k"], "--k")
+    if values["batch_size"] is not None:
+        toks = [t.strip() for t in values["batch_size"].split(",") if t.strip()]
+        try:
+            values["batch_size"] = [t if t == "n" else int(t) for t in toks]
+        except ValueError:
+            raise MastError(f"--batch-size {values['batch_size']} must be integers or 'n'") from None
+    if seed_list is not None:
+        seeds = int_list(seed_list, "--seed")
+        if any(x < 0 for x in seeds):
+            raise MastError(f"--seed {min(seeds)} must be >= 0")
+        values["seeds"] = seeds
+        ctx.params["seeds"] = seeds
+        from click.core import ParameterSource
+
+        ctx.set_parameter_source("seeds", ParameterSource.COMMANDLINE)
+    from ..experiments import RunConfig, run_experiment, validate_config
+
+    cfg, cfg_out = build_config(ctx, config_path, values, RunConfig, "run")
+    validate_config(cfg)
+    out_dir = out if explicit(ctx, "out") or cfg_out is None else cfg_out
+    table = run_experiment(cfg, out_dir, progress_factory(quiet, "mast run"), force=force)
+    if not quiet:
+        n_div = table.loc[table.status == "diverged", ["sketch", "sparsity", "step_size", "seed"]] \
+            .drop_duplicates().shape[0]
+        click.echo(f"wrote {out_dir}/trajectories.csv ({len(table)} rows"
+                   f"{f', {n_div} diverged trajectories' if n_div else ''}) and metadata.json", err=True)
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML file with the same keys as the options (options override it).")
+@dataset_option
+@lam_option
+@objective_option
+@click.option("--sketch", "-s", default="bernoulli", show_default=True,
+              help="bernoulli, rand-k, perm-k (sparsity s gives p = 1 − s, K = round((1 − s)d), M = round(1/(1 − s))).")
+@click.option("--sparsity", type=FLOATS, default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9", show_default=True,
+              help="Sparsity levels (share of zeroed weights).")
+@click.option("--masks", "-R", type=int, default=100, show_default=True, help="Random masks per level.")
+@click.option("--iters", "-T", type=int, default=500, show_default=True, help="MAST training iterations.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed (split, training, masks).")
+@click.option("--step", default="theory", show_default=True, help="MAST step: theory, a number, or '4x'.")
+@click.option("--val-fraction", "val_fraction", type=float, default=0.2, show_default=True,
+              help="Share of training rows held out to pick the best-validation iterate.")
+@click.option("--shift", default="zero", show_default=True,
+              help="Shift v: zero, erm, noisy:σ, lam:λ, half or a .npy file.")
+@click.option("--dropout-baseline", "dropout_baseline", is_flag=True, default=None,
+              help="Also train classic unscaled dropout (Bernoulli only) and deploy it with/without weight scaling.")
+@click.option("--out", "-o", default="results/prune", show_default=True, help="Output folder.")
+@click.option("--force", is_flag=True, help="Recompute finished levels.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def prune(ctx, config_path, out, force, quiet, **opts):
+    """Pruning robustness: accuracy of randomly sparsified ERM vs MAST models (Figures 1, 3, 4).
+
+    Writes DIR/pruning.csv (formulation, selection, sketch, sparsity, mask, test_accuracy,
+    dense_test_accuracy) and metadata.json; `mast plot DIR` draws the boxplots.
+    """
+    precheck_dataset(opts["dataset"])
+    from ..pruning import PruneConfig, run_prune
+
+    cfg, cfg_out = build_config(ctx, config_path, opts, PruneConfig, "prune")
+    out_dir = out if explicit(ctx, "out") or cfg_out is None else cfg_out
+    run_prune(cfg, out_dir, progress_factory(quiet, "mast prune"), force=force)
+    if not quiet:
+        click.echo(f"wrote {out_dir}/pruning.csv and metadata.json", err=True)
+
+
+@click.command()
+@click.option("--dataset", "-d", default="a9a", show_default=True,
+              help="Dataset for every experiment (bundled a9a with a9a.t; a5a is downloaded by libsvmdata).")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Parallel units (joblib processes).")
+@click.option("--scheduler", default=None,
+              help="dask.distributed scheduler address (tcp://host:port): run the units on that cluster.")
+@click.option("--only", multiple=True, help="Run only this experiment (repeatable), e.g. fig1_pruning_bernoulli.")
+@click.option("--experiments", "experiments_dir", default=None, type=click.Path(),
+              help="Folder of experiment TOML files (default: the repository's experiments/).")
+@click.option("--results", "results_dir", default="results", show_default=True, help="Results folder.")
+@click.option("--plots", "plots_dir", default="plots", show_default=True, help="Figures folder.")
+@click.option("--force", is_flag=True, help="Recompute every unit.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def reproduce(dataset, jobs, scheduler, only, experiments_dir, results_dir, plots_dir, force, quiet):
+    """Every paper figure: run the missing units of each experiment in experiments/, then plot.
+
+    Resumable: finished units are stored under results/<experiment>/<unit hash>/ and skipped
+    on the next run.  Parallel with --jobs (joblib) or --scheduler (dask.distributed).
+    """
+    from ..suite import load_suite, reproduce as run_suite
+
+    if jobs < 1:
+        raise MastError(f"--jobs {jobs} must be >= 1")
+    max_jobs = max(64, 4 * (os.cpu_count() or 1))
+    if jobs > max_jobs:
+        raise MastError(f"--jobs {jobs} is more than {max_jobs} (4 per CPU); use --scheduler for a cluster")
+    exps = load_suite(experiments_dir, dataset=dataset, only=list(only) or None)
+    info = run_suite(exps, results_dir, plots_dir, jobs=jobs, scheduler=scheduler, force=force,
+                     progress_factory=progress_factory(quiet, "mast reproduce (units)"))
+    click.echo(f"{len(exps)} experiments, {info['units_run']} of {info['units_total']} units computed, "
+               f"{len(info['figures'])} files in {plots_dir}/; wall time {info['wall_time_s']:.1f} s",
+               err=True)
