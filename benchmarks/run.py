@@ -42,9 +42,11 @@ sys.path.insert(0, str(REPO))
 
 from mast_cli.algorithms import dsgd  # noqa: E402
 from mast_cli.algorithms._engine import CHUNK, streams  # noqa: E402
-from mast_cli.data import load_dataset  # noqa: E402
-from mast_cli.objectives import LogisticL2, _neg_sigmoid, solve_erm  # noqa: E402
-from mast_cli.sketches import Bernoulli  # noqa: E402
+from mast_cli.core.kernels import neg_sigmoid, thread_pool  # noqa: E402
+from mast_cli.core.objective import LogisticL2  # noqa: E402
+from mast_cli.core.sketches import Bernoulli  # noqa: E402
+from mast_cli.io.data import load_dataset  # noqa: E402
+from mast_cli.solvers.newton import solve_erm  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "datasets" / "libsvm"
 LAM = 1e-3
@@ -166,8 +168,8 @@ def bench_engine_vs_naive(quick):
     # does; it cannot beat (loop cost per trajectory-step) / (cost of those exps).
     Y = np.zeros((obj.d, R)) + 0.01
     Z = obj.margins(Y)
-    tf = interleaved({"exp": lambda: exp_in_blocks(Z), "A@Y": lambda: obj._Ab @ Y,
-                      "AT@Z": lambda: obj._AbT @ Z}, reps=3 if quick else 7)
+    tf = interleaved({"exp": lambda: exp_in_blocks(Z), "A@Y": lambda: obj.Ab @ Y,
+                      "AT@Z": lambda: obj.AbT @ Z}, reps=3 if quick else 7)
     te = tf["exp"]["median"]
     products = tf["A@Y"]["median"] + tf["AT@Z"]["median"]
     per_traj_step_naive = naive_R / (R * T)
@@ -205,7 +207,7 @@ def bench_floor(quick):
     rng = np.random.default_rng(0)
     Y = rng.standard_normal((obj.d, R)) * 0.1
     Z = obj.margins(Y)
-    A, AT = obj._Ab, obj._AbT                       # CSR, and its transpose as a CSC view
+    A, AT = obj.Ab, obj.AbT                       # CSR, and its transpose as a CSC view
     AT_csr = AT.tocsr()
     YF, ZF = np.asfortranarray(Y), np.asfortranarray(Z)
     A32, Y32, Z32 = A.astype(np.float32), Y.astype(np.float32), Z.astype(np.float32)
@@ -215,7 +217,7 @@ def bench_floor(quick):
         "engine step": lambda: dsgd(obj, sks, steps, seeds, T, log_every=T),
         "engine step float32": lambda: dsgd(obj, sks, steps, seeds, T, log_every=T, dtype=np.float32),
         "grad (blocked)": lambda: obj.grad(Y),
-        "grad (unblocked, before)": lambda: obj._back(_neg_sigmoid(obj.margins(Y))) + obj._pen_grad(Y),
+        "grad (unblocked, before)": lambda: obj.back(neg_sigmoid(obj.margins(Y))) + obj.penalty.grad(Y),
         "A@Y csr": lambda: A @ Y,
         "A@Y csr, Y F-order": lambda: A @ YF,
         "AT@Z csc view": lambda: AT @ Z,
@@ -229,9 +231,8 @@ def bench_floor(quick):
     }
     # two threads: the engine splits the R columns in two groups (same bits); its floor
     # is the same two products, each split the same way over the same pool
-    from mast_cli.objectives import _pool
 
-    pool, half = _pool(2), R // 2
+    pool, half = thread_pool(2), R // 2
     Ys = [np.ascontiguousarray(Y[:, :half]), np.ascontiguousarray(Y[:, half:])]
     Zs = [np.ascontiguousarray(Z[:, :half]), np.ascontiguousarray(Z[:, half:])]
     fns["engine step, 2 threads"] = lambda: dsgd(obj, sks, steps, seeds, T, log_every=T, threads=2)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from .objectives import solve_erm
+from .solvers.newton import solve_erm
 
 __all__ = ["tight_smoothness", "empirical_sketch_constants", "compute_constants"]
 
@@ -25,7 +25,7 @@ def tight_smoothness(obj, sketch):
     """
     if obj.d <= 2000:
         return float(np.linalg.eigvalsh(sketch.sandwich(obj.hessian_bound()))[-1])
-    A, n, lr = obj.A, obj.n, obj._pen_smoothness()
+    A, n, lr = obj.A, obj.n, obj.penalty.smoothness()
     diagH = np.asarray(A.multiply(A).sum(axis=0)).ravel() / (4 * n) + lr
 
     def Hmv(u):

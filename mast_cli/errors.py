@@ -1,17 +1,10 @@
-"""Errors the command line reports as one line with exit code 2."""
+"""Deprecated: moved to :mod:`mast_cli.io.errors` (this alias stays for one release).
 
+Nothing inside :mod:`mast_cli` imports this module; it makes ``mast_cli.errors`` the
+same module object as ``mast_cli.io.errors`` (attributes, monkeypatching and all).
+"""
 
-class MastError(ValueError):
-    """Bad user input: the CLI prints ``Error: <message>`` and exits with code 2.
+import importlib
+import sys
 
-    Library functions raise it (never ``sys.exit``) so that they stay usable
-    from Python; the Click layer turns it into a one-line message.
-    """
-
-    exit_code = 2
-
-
-def check(condition, message):
-    """Raise :class:`MastError` with ``message`` unless ``condition`` holds."""
-    if not condition:
-        raise MastError(message)
+sys.modules[__name__] = importlib.import_module("mast_cli.io.errors")

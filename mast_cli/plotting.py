@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MastError
+from .io.errors import MastError
 
 __all__ = ["plot_results", "plot_convergence", "PLOTTERS", "save_figure"]
 
@@ -39,8 +39,8 @@ def _pyplot():
 
 def save_figure(fig, out, stem, table=None):
     """Write ``stem``.pdf/.png (and ``stem``.csv of the plotted numbers) into ``out``."""
-    from .experiments import CSV_FLOAT_FORMAT, atomic_write_text
-    from .store import public_mode
+    from .io.outputs import CSV_FLOAT_FORMAT
+    from .io.store import atomic_write_text, public_mode
 
     out = Path(out)
     try:
@@ -133,7 +133,7 @@ def _plot_convergence(folder, metric, out, name):
     opt = _optimum(metric, meta)
     by_level = meta.get("mast_loss_inf") if metric == "mast_loss" else None
     if by_level:
-        from .delta import mast_loss_key
+        from .io.outputs import mast_loss_key
 
         ref = [by_level.get(mast_loss_key(k, s), np.nan) for k, s in zip(df.sketch, df.sparsity)]
         df = df.assign(value=df[metric] - np.array(ref))

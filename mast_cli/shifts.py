@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MastError, check
+from .io.errors import MastError, check
+from .solvers.newton import solve_erm
 
 __all__ = ["resolve_shift", "SHIFT_SEED"]
 
@@ -59,14 +60,10 @@ def resolve_shift(shift, problem):
         scale = np.linalg.norm(problem.x_star) / np.sqrt(d)
         return problem.x_star + sigma * scale * xi
     if shift.startswith("lam:"):
-        from .objectives import solve_erm
-
         lam = _float_arg(shift, "lam:")
         other = type(obj)(obj.A, obj.b, lam)
         return solve_erm(other)[0]
     if shift == "half":
-        from .objectives import solve_erm
-
         rows = np.sort(np.random.default_rng(SHIFT_SEED).permutation(obj.n)[: obj.n // 2])
         return solve_erm(obj.with_rows(rows))[0]
     path = Path(shift)

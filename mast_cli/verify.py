@@ -67,7 +67,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .errors import MastError, check
+from .io.errors import MastError, check
 
 __all__ = ["Z99", "VerifyConfig", "CheckResult", "verify_dataset", "run_battery", "write_outputs",
            "format_table", "CSV_COLUMNS"]
@@ -116,8 +116,8 @@ class VerifyConfig:
         return out
 
     def validate(self):
-        from .objectives import OBJECTIVES
-        from .sketches import SKETCHES
+        from .core.objective import OBJECTIVES
+        from .core.sketches import SKETCHES
 
         check(self.objective in OBJECTIVES,
               f"unknown objective '{self.objective}'; choose one of {', '.join(OBJECTIVES)}")
@@ -258,8 +258,9 @@ class _Problem:
 
 def load_verify_problem(cfg):
     """Dataset, objective, shift and the ERM reference x*, f^inf (Newton, ‖∇f‖ ≤ 1e-10)."""
-    from .data import load_dataset
-    from .objectives import make_objective, solve_erm
+    from .io.data import load_dataset
+    from .core.objective import make_objective
+    from .solvers.newton import solve_erm
 
     ds = load_dataset(cfg.dataset)
     obj = make_objective(cfg.objective, ds.X, ds.y, cfg.lam)
@@ -307,9 +308,12 @@ def run_battery(prob, sketch, cfg, progress=None):
         Reference quantities (:meth:`Reference.summary`) and the sweep entries
         (measured and predicted contraction factors).
     """
-    from . import algorithms, theory
-    from .objectives import LogisticL2
-    from .reference import PoolObjective, compute_reference, grad_norm_sq_estimate
+    from . import algorithms
+    from .core import theory
+    from .core.evaluation import grad_norm_sq_estimate
+    from .core.objective import LogisticL2
+    from .core.pool import PoolObjective
+    from .reference import compute_reference
 
     obj, v = prob.obj, prob.v
     d, n = obj.d, obj.n
@@ -434,7 +438,7 @@ def run_battery(prob, sketch, cfg, progress=None):
         # --- Theorem 2, (II) form: τ-minibatch ------------------------------------------------
         if isinstance(obj, LogisticL2):
             say("theorem 2 (II)")
-            from .objectives import per_sample_inf
+            from .core.objective import per_sample_inf
 
             tau = min(cfg.batch, n)
             L_max = float(obj.smoothness_per_sample().max())
@@ -536,7 +540,8 @@ def _unbiased_check(prob, P, pool, x, rng, algorithms):
 def _distributed_checks(prob, pool, ref, P, cfg, seeds, log_every, say, algorithms, theory,
                         grad_norm_sq_estimate, mrng):
     """Algorithm 2 with M workers, every worker sketched by D_pool (F = f_pool exactly)."""
-    from .objectives import make_objective, solve_erm
+    from .core.objective import make_objective
+    from .solvers.newton import solve_erm
 
     obj, v = prob.obj, prob.v
     R, T = cfg.seeds, cfg.iters
@@ -637,7 +642,7 @@ def verify_dataset(cfg, progress=None):
         dict per sketch level: reference quantities with N and standard errors, measured
         and predicted contraction), ``violated`` (count), ``wall_time_s``.
     """
-    from .sketches import make_sketch
+    from .core.sketches import make_sketch
 
     cfg = cfg.resolved()
     cfg.validate()
@@ -766,7 +771,7 @@ def write_outputs(result, out_dir):
     import json
     from pathlib import Path
 
-    from .store import atomic_write_text
+    from .io.store import atomic_write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -144,12 +144,12 @@ def test_perm_k_with_zero_shift_is_ist(a1a_obj):
 
 def _local_grad(weight, sub, y):
     """∇f_i(y) = weight·(mean logistic gradient on P_i) + ∇r(y)."""
-    pen = sub._pen_grad(y)
+    pen = sub.penalty.grad(y)
     return weight * (sub.grad(y) - pen) + pen
 
 
 def _local_value(weight, sub, y):
-    pen = sub._pen(y)
+    pen = sub.penalty.value(y)
     return weight * (sub.value(y) - pen) + pen
 
 

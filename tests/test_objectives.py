@@ -102,11 +102,11 @@ def test_nonconvex_constants(tiny, rng):
 @pytest.mark.parametrize("R", [1, 7, 600])
 def test_blocked_grad_is_bitwise_the_unblocked_products(a1a_obj, rng, R):
     """grad() works in row blocks (margins kept in cache); it must equal A·X then Aᵀ·W exactly."""
-    from mast_cli.objectives import _neg_sigmoid
+    from mast_cli.core.kernels import neg_sigmoid
 
     X = rng.standard_normal((a1a_obj.d, R)) * 0.5
     X[0, 0] = 1e6                                   # exp overflow -> exact 0 weights
-    ref = a1a_obj._back(_neg_sigmoid(a1a_obj.margins(X))) + a1a_obj._pen_grad(X)
+    ref = a1a_obj.back(neg_sigmoid(a1a_obj.margins(X))) + a1a_obj.penalty.grad(X)
     assert np.array_equal(a1a_obj.grad(X), ref)
     assert np.array_equal(a1a_obj.grad(X[:, 0]), ref[:, 0])
 

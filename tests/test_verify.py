@@ -71,10 +71,10 @@ def test_nonconvex_objective_checks_theorems_3_to_5(tmp_path):
 @pytest.fixture
 def biased_gradient(monkeypatch):
     """Every gradient the algorithms use is 5% too large (the values are untouched)."""
-    from mast_cli.objectives import _Logistic
+    from mast_cli.core.objective import LogisticObjective
 
-    orig = _Logistic.grad
-    monkeypatch.setattr(_Logistic, "grad", lambda self, X: 1.05 * orig(self, X))
+    orig = LogisticObjective.grad
+    monkeypatch.setattr(LogisticObjective, "grad", lambda self, X: 1.05 * orig(self, X))
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@
 from .distributed import (WorkerSketches, WorkerSplit, distributed_dsgd, distributed_reference,
                           partition_rows)
 from .dsgd import dsgd, dsgd_reference
+from ._engine import History
 from .vr import l_svrdsg, l_svrdsg_reference, pool_value_grad
 
-__all__ = ["dsgd", "dsgd_reference", "distributed_dsgd", "distributed_reference", "partition_rows",
+__all__ = ["History", "dsgd", "dsgd_reference", "distributed_dsgd", "distributed_reference", "partition_rows",
            "WorkerSplit", "WorkerSketches", "l_svrdsg", "l_svrdsg_reference", "pool_value_grad"]

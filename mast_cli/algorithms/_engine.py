@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import check
+from ..io.errors import check
 
 __all__ = ["as_columns", "CHUNK", "streams", "SketchBank", "RowBank", "History", "Recorder", "log_iterations"]
 

@@ -43,9 +43,9 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import MastError, check
-from ..objectives import _logistic_loss, _neg_sigmoid, col_mean, spectral_norm_sq
-from ..sketches import MAX_ENUMERATION, PermK, RandK, Sketch
+from ..core.kernels import col_mean, logistic_loss, neg_sigmoid, spectral_norm_sq
+from ..core.sketches import MAX_ENUMERATION, PermK, RandK, Sketch
+from ..io.errors import MastError, check
 from ._engine import CHUNK, Recorder, SketchBank, as_columns, streams
 
 __all__ = [
@@ -128,7 +128,7 @@ class WorkerSplit:
         self.obj, self.M, self.n, self.d = obj, M, n, d
         self.partition = parts
         self.sizes = np.array([p.size for p in parts])
-        Ab = obj._Ab[order]                       # rows of worker 0, then worker 1, ...
+        Ab = obj.Ab[order]                       # rows of worker 0, then worker 1, ...
         worker_of_row = np.repeat(np.arange(M), self.sizes)
         shift = d * np.repeat(worker_of_row, np.diff(Ab.indptr))
         self._B = sp.csr_matrix((Ab.data, Ab.indices + shift, Ab.indptr), shape=(n, M * d))
@@ -148,8 +148,8 @@ class WorkerSplit:
         K = X.shape[1]
         Y = self._models(X, V, S)
         Z = self._B @ Y.reshape(M * d, K)                       # each row against its worker
-        Gd = (self._BT @ _neg_sigmoid(Z)).reshape(M, d, K)      # Σ_{j∈P_i} ∇φ_j(y_i)
-        H = S * ((Gd / self.n) * M + self.obj._pen_grad(Y))     # h_i = S_i ∇f_i(y_i)
+        Gd = (self._BT @ neg_sigmoid(Z)).reshape(M, d, K)      # Σ_{j∈P_i} ∇φ_j(y_i)
+        H = S * ((Gd / self.n) * M + self.obj.penalty.grad(Y))     # h_i = S_i ∇f_i(y_i)
         return np.add.reduce(H, axis=0) / M
 
     def sketched_value(self, X, V, S):
@@ -160,8 +160,8 @@ class WorkerSplit:
         M, d = self.M, self.d
         K = X.shape[1]
         Y = self._models(X, V, S)
-        data = col_mean(_logistic_loss(self._B @ Y.reshape(M * d, K)))
-        pen = self.obj._pen(np.ascontiguousarray(Y.transpose(1, 0, 2)).reshape(d, M * K))
+        data = col_mean(logistic_loss(self._B @ Y.reshape(M * d, K)))
+        pen = self.obj.penalty.value(np.ascontiguousarray(Y.transpose(1, 0, 2)).reshape(d, M * K))
         return data + np.add.reduce(pen.reshape(M, K), axis=0) / M
 
     def mast_loss(self, X, V, S_eval):
@@ -180,7 +180,7 @@ class WorkerSplit:
     def local_smoothness(self):
         """L_{f_i} = M λ_max(A_iᵀA_i)/(4n) + L_r for each worker (mast-theory §3.2, §5)."""
         if self._L_local is None:
-            L_r = self.obj._pen_smoothness()
+            L_r = self.obj.penalty.smoothness()
             self._L_local = np.array([
                 self.M * spectral_norm_sq(self.obj.A[p]) / (4.0 * self.n) + L_r for p in self.partition
             ])
@@ -373,7 +373,7 @@ def distributed_reference(obj, partition, worker_sketches, step, seed, iters, x0
             s = S_all[t, i]
             y = v + s * (x - v)
             z = bi * (Ai @ y)
-            grad_i = (M / n) * (Ai.T @ (bi * -1.0 / (1.0 + np.exp(z)))) + obj._pen_grad(y)
+            grad_i = (M / n) * (Ai.T @ (bi * -1.0 / (1.0 + np.exp(z)))) + obj.penalty.grad(y)
             g += s * grad_i
         x = x - step * g / M
         out.append(x.copy())

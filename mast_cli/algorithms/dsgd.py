@@ -122,7 +122,7 @@ def dsgd_reference(obj, sketch, step, seed, iters, x0=None, v=None):
         s = S_all[t]
         y = v + s * (x - v)
         z = obj.b * (obj.A @ y)
-        g = obj.A.T @ (obj.b * -1.0 / (1.0 + np.exp(z))) / obj.n + obj._pen_grad(y)
+        g = obj.A.T @ (obj.b * -1.0 / (1.0 + np.exp(z))) / obj.n + obj.penalty.grad(y)
         x = x - step * s * g
         out.append(x.copy())
     return np.array(out)

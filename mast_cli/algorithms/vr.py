@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import MastError, check
+from ..io.errors import MastError, check
 from ._engine import CHUNK, Recorder, as_columns, streams
 
 __all__ = ["l_svrdsg", "l_svrdsg_reference", "pool_value_grad"]
@@ -273,7 +273,7 @@ def l_svrdsg_reference(obj, pool, step, seed, iters, ref_prob, ref_batch=None, x
     def grad_S(s, z):
         y = v + s * (z - v)
         m = obj.b * (obj.A @ y)
-        return s * (obj.A.T @ (obj.b * -1.0 / (1.0 + np.exp(m))) / obj.n + obj._pen_grad(y))
+        return s * (obj.A.T @ (obj.b * -1.0 / (1.0 + np.exp(m))) / obj.n + obj.penalty.grad(y))
 
     def ref(wp, J):
         wts = np.full(len(J), 1.0 / b) if q is None else q[J]

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ..errors import MastError
+from ..io.errors import MastError
 
 __all__ = ["MastGroup", "FLOATS", "INTS", "dataset_option", "lam_option", "objective_option",
            "sketch_options", "check_lam", "one_value", "explicit", "progress_factory", "build_config",
@@ -163,7 +163,7 @@ def _looks_like_path(arg):
 def precheck_dataset(arg):
     """Refuse a dataset path that does not exist before any heavy module is imported.
 
-    Names are resolved later by :func:`mast_cli.data.load_dataset` (which needs libsvmdata).
+    Names are resolved later by :func:`mast_cli.io.data.load_dataset` (which needs libsvmdata).
     """
     if arg is None:
         return
@@ -196,7 +196,7 @@ def build_config(ctx, config_path, cli_values, cls, kind):
     """
     import dataclasses
 
-    from ..experiments import load_config_file
+    from ..experiments.config import load_config_file
 
     fields = {f.name for f in dataclasses.fields(cls)}
     values = load_config_file(config_path, fields, kind) if config_path is not None else {}

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..errors import MastError
+from ..io.errors import MastError
 from ._common import (FLOATS, build_config, dataset_option, explicit, int_list, lam_option,
                       objective_option, precheck_dataset, progress_factory, sketch_options)
 
@@ -80,7 +80,8 @@ def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
         from click.core import ParameterSource
 
         ctx.set_parameter_source("seeds", ParameterSource.COMMANDLINE)
-    from ..experiments import RunConfig, run_experiment, validate_config
+    from ..experiments.config import RunConfig
+    from ..experiments.run import run_experiment, validate_config
 
     cfg, cfg_out = build_config(ctx, config_path, values, RunConfig, "run")
     validate_config(cfg)
@@ -125,7 +126,7 @@ def prune(ctx, config_path, out, force, quiet, **opts):
     dense_test_accuracy) and metadata.json; `mast plot DIR` draws the boxplots.
     """
     precheck_dataset(opts["dataset"])
-    from ..pruning import PruneConfig, run_prune
+    from ..experiments.prune import PruneConfig, run_prune
 
     cfg, cfg_out = build_config(ctx, config_path, opts, PruneConfig, "prune")
     out_dir = out if explicit(ctx, "out") or cfg_out is None else cfg_out
@@ -153,7 +154,7 @@ def reproduce(dataset, jobs, scheduler, only, experiments_dir, results_dir, plot
     Resumable: finished units are stored under results/<experiment>/<unit hash>/ and skipped
     on the next run.  Parallel with --jobs (joblib) or --scheduler (dask.distributed).
     """
-    from ..suite import load_suite, reproduce as run_suite
+    from ..experiments.suite import load_suite, reproduce as run_suite
 
     if jobs < 1:
         raise MastError(f"--jobs {jobs} must be >= 1")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..errors import MastError
+from ..io.errors import MastError
 from ._common import (check_lam, dataset_option, lam_option, objective_option, one_value,
                       precheck_dataset, sketch_options)
 
@@ -24,9 +24,9 @@ def constants(dataset, lam, objective, sketch, p, k, workers, sigma, sparsity, a
     if sketch is None and any(v is not None for v in (p, k, workers, sigma, sparsity)):
         raise MastError("sketch parameters were given without --sketch")
     from ..constants import compute_constants
-    from ..data import load_dataset
-    from ..objectives import make_objective
-    from ..sketches import make_sketch
+    from ..core.objective import make_objective
+    from ..core.sketches import make_sketch
+    from ..io.data import load_dataset
 
     ds = load_dataset(dataset)
     obj = make_objective(objective, ds.X, ds.y, lam)
@@ -48,7 +48,7 @@ def constants(dataset, lam, objective, sketch, p, k, workers, sigma, sparsity, a
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def datasets(as_json):
     """List bundled, $MAST_DATA_DIR and libsvmdata-cached datasets (n, d, nnz, source)."""
-    from ..data import list_datasets
+    from ..io.data import list_datasets
 
     rows = list_datasets()
     if as_json:

@@ -13,7 +13,7 @@ import click
 @click.option("--name", default=None, help="File name stem (default: from the results folder).")
 def plot(results, metric, out, name):
     """Draw figures from results folders (CSV only; nothing is recomputed)."""
-    from ..experiments import check_out_path
+    from ..io.outputs import check_out_path
     from ..plotting import plot_results
 
     check_out_path(out)

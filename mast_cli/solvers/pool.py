@@ -1,0 +1,123 @@
+"""Minimizers of the MAST objective on a pool: x*_pool, and x*_D by exact enumeration.
+
+Damped Newton's method on f_pool (:class:`~mast_cli.core.pool.PoolObjective`) with a
+dense Cholesky inner solve or preconditioned conjugate gradients (mast-theory §3.3–3.4, §8).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.linalg
+
+from ..core.pool import PoolObjective
+from ..io.errors import MastError
+from .newton import armijo_step, shifted_cholesky
+
+__all__ = ["solve_pool", "solve_enumerated"]
+
+
+def _cho(H):
+    """Cholesky factor of H, shifted until positive definite (non-convex f)."""
+    return shifted_cholesky(H, rel_shift=1e-10)
+
+
+def _pcg(hvp, b, chol, rtol, maxiter):
+    """Preconditioned CG for H p = b, truncated at negative curvature (Steihaug).
+
+    Returns (p, iterations)."""
+    p = np.zeros_like(b)
+    r = b.copy()
+    z = scipy.linalg.cho_solve(chol, r)
+    dvec = z.copy()
+    rz = float(r @ z)
+    bn = float(np.linalg.norm(b))
+    for k in range(1, maxiter + 1):
+        Hd = hvp(dvec)
+        dHd = float(dvec @ Hd)
+        if dHd <= 0:
+            return (z if k == 1 else p), k
+        alpha = rz / dHd
+        p += alpha * dvec
+        r -= alpha * Hd
+        if np.linalg.norm(r) <= rtol * bn:
+            return p, k
+        z = scipy.linalg.cho_solve(chol, r)
+        rz_new = float(r @ z)
+        dvec = z + (rz_new / rz) * dvec
+        rz = rz_new
+    return p, maxiter
+
+
+def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessian="auto"):
+    """x*_pool = argmin_x Σ_j w_j f(v + s_j ⊙ (x − v)) by damped Newton's method.
+
+    The reference minimizer of the MAST problem on a pool (SAA) or on an exact
+    enumeration of the sketch support (then x*_pool = x*_D).
+
+    Parameters
+    ----------
+    obj : objective
+        :class:`~mast_cli.objectives.LogisticL2` or ``LogisticNonconvex`` (for the
+        non-convex objective a stationary point near ``x0``, a local minimizer).
+    S : ndarray (N, d) or EmpiricalSketch
+        The pool of diagonals.
+    v : ndarray (d,)
+        Shift.
+    weights : ndarray (N,), optional
+        Pool probabilities (uniform when omitted; taken from ``S`` when it is an
+        :class:`EmpiricalSketch`).
+    tol : float, default=1e-10
+        Stop when ‖∇f_pool(x)‖ ≤ tol.
+    x0 : ndarray (d,), optional
+        Start (default v).
+    max_iter : int, default=100
+    hessian : {'auto', 'dense', 'cg'}
+        ``dense``: the exact pool Hessian (one stacked sparse Gram) and a Cholesky solve;
+        ``cg``: Hessian-vector products (``obj.hessp_batch`` on N columns) and conjugate
+        gradients preconditioned by (Σ_j w_j s_j s_jᵀ) ⊙ ∇²f(x) (a few products per
+        Newton step); ``auto``: dense when N·nnz(A) ≤ :data:`DENSE_HESSIAN_WORK`.
+
+    Returns
+    -------
+    x : ndarray (d,)
+    info : dict
+        ``value`` (f_pool(x)), ``grad_norm``, ``iterations``, ``converged``, ``N``,
+        ``hessian`` (the mode used), ``hvps`` (Hessian-vector products, CG mode).
+    """
+    pool = PoolObjective(obj, S, v, weights)
+    if hessian == "auto":
+        hessian = "dense" if pool.dense_hessian_ok() else "cg"
+    if hessian not in ("dense", "cg"):
+        raise MastError(f"unknown hessian mode '{hessian}'; choose auto, dense or cg")
+    x = (pool.v if x0 is None else np.asarray(x0, dtype=np.float64)).copy()
+    f, g = pool.value_grad(x)
+    gn = float(np.linalg.norm(g))
+    it, hvps = 0, 0
+    for it in range(1, max_iter + 1):
+        if gn <= tol:
+            it -= 1
+            break
+        if hessian == "dense":
+            p = -scipy.linalg.cho_solve(_cho(pool.hessian(x)), g)
+        else:
+            p, k = _pcg(lambda u: pool.hessp(x, u), -g, _cho(pool.preconditioner(x)),
+                        rtol=min(0.1, math.sqrt(gn)), maxiter=max(50, 2 * obj.d))
+            hvps += k
+        accepted = armijo_step(pool.value_grad, x, f, g, gn, p)
+        if accepted is None:
+            break
+        x, f, g, gn = accepted
+    return x, {"value": float(f), "grad_norm": gn, "iterations": it, "converged": gn <= tol,
+               "N": pool.N, "hessian": hessian, "hvps": hvps}
+
+
+def solve_enumerated(obj, sketch, v, tol=1e-10, x0=None, max_iter=100):
+    """x*_D exactly: :func:`solve_pool` on the full support of ``sketch`` with its weights.
+
+    Only for small supports (``sketch.enumerate()`` raises :class:`MastError` otherwise).
+    Returns ``(x, info)`` as :func:`solve_pool`.
+    """
+    S, w = sketch.enumerate()
+    return solve_pool(obj, S, v, weights=w, tol=tol, x0=x0, max_iter=max_iter)
