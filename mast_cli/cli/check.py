@@ -60,4 +60,4 @@ def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters,
         click.echo(format_table(result))
         if not quiet:
             click.echo(f"wrote {csv_path} and {json_path}", err=True)
-    return 1 if result["violated"] else 0
+    return 1 if result["failed"] else 0

@@ -1,0 +1,69 @@
+"""Options of one ``mast verify`` run and their quick/full defaults."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from ..io.errors import check
+
+__all__ = ["VerifyConfig", "QUICK", "FULL"]
+
+QUICK = {"pool": 32, "seeds": 16, "iters": 200, "points": 3, "fresh": 64, "batch": 16, "workers": 4}
+FULL = {"pool": 128, "seeds": 32, "iters": 600, "points": 5, "fresh": 256, "batch": 32, "workers": 4}
+
+
+@dataclass
+class VerifyConfig:
+    """Options of one ``mast verify`` run (None = the quick/full default)."""
+
+    dataset: str = "a1a"
+    lam: float = 1e-3
+    objective: str = "logreg"
+    sketches: list = field(default_factory=lambda: ["bernoulli", "rand-k"])
+    sparsity: list = field(default_factory=lambda: [0.5])
+    quick: bool = False
+    pool: int | None = None
+    seeds: int | None = None
+    iters: int | None = None
+    points: int | None = None
+    fresh: int | None = None
+    batch: int | None = None
+    workers: int | None = None
+    seed: int = 0
+    shift: str = "zero"
+
+    def resolved(self):
+        """The config with every None replaced by its quick/full default."""
+        base = QUICK if self.quick else FULL
+        out = VerifyConfig(**asdict(self))
+        for key, val in base.items():
+            if getattr(out, key) is None:
+                setattr(out, key, val)
+        return out
+
+    def validate(self):
+        """Raise :class:`~mast_cli.errors.MastError` (one line, naming the value) on bad options."""
+        from ..core.objective import OBJECTIVES
+        from ..core.sketches import SKETCHES
+
+        check(self.objective in OBJECTIVES,
+              f"unknown objective '{self.objective}'; choose one of {', '.join(OBJECTIVES)}")
+        check(math.isfinite(self.lam) and self.lam >= 0, f"--lam {self.lam} must be a finite number >= 0")
+        check(self.objective != "logreg" or self.lam > 0,
+              "the strongly convex checks need λ > 0 (use --lam > 0)")
+        check(len(self.sketches) > 0, "no sketch given")
+        for name in self.sketches:
+            check(name in SKETCHES, f"unknown sketch '{name}'; choose one of {', '.join(SKETCHES)}")
+            check(name != "dropout-unscaled",
+                  "sketch 'dropout-unscaled' is biased (E[S] ≠ I): the theory needs Assumption 1")
+        for s in self.sparsity:
+            check(0 <= s < 1, f"sparsity {s:g} must be in [0, 1)")
+        for key in ("pool", "seeds", "iters", "points", "fresh", "batch", "workers"):
+            val = getattr(self, key)
+            check(val is None or (isinstance(val, int) and val >= 1), f"--{key} {val} must be an integer >= 1")
+        check(self.seeds is None or self.seeds >= 2, "--seeds must be >= 2 (a standard error needs two)")
+        check(self.pool is None or self.pool >= 2, "--pool must be >= 2")
+        check(self.iters is None or self.iters >= 10, "--iters must be >= 10")
+        check(self.points is None or self.points >= 3, "points must be >= 3 (x*, x*_D and a random point)")
+        check(self.shift in ("zero", "erm"), f"--shift {self.shift} must be zero or erm")

@@ -1,0 +1,105 @@
+"""The table of checks: one row per check, run in this order by :mod:`.battery`.
+
+Each :class:`Check` names its id (the ``check`` column), the function that computes it
+(``Context -> CheckResult | list[CheckResult]``), whether it is exact or stochastic, the
+condition under which it applies, and whether its statement needs L_S^max < ∞.  Adding a
+check is one row here (plus its function in a module of :mod:`.checks`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .checks import distributed, lemmas, rates, theorem1, unbiased, vr
+
+__all__ = ["Check", "CHECKS", "NEEDS_L_S_MAX", "check_ids"]
+
+
+def always(ctx):
+    return True
+
+
+def convex(ctx):
+    return ctx.convex
+
+
+def nonconvex(ctx):
+    return not ctx.convex
+
+
+def _logistic_l2(ctx):
+    from ..core.objective import LogisticL2
+
+    return ctx.convex and isinstance(ctx.obj, LogisticL2)
+
+
+def _workers(pred):
+    def when(ctx):
+        from .. import algorithms
+
+        return hasattr(algorithms, "distributed_dsgd") and ctx.obj.n >= 2 and pred(ctx)
+    return when
+
+
+def _vr(ctx):
+    from .. import algorithms
+
+    return ctx.convex and hasattr(algorithms, "l_svrdsg") and ctx.pool.uniform
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of :data:`CHECKS`.
+
+    Attributes
+    ----------
+    id : str
+        The ``check`` column of verify.csv.
+    run : callable Context -> CheckResult or list of CheckResult
+    kind : {'exact', 'stochastic'}
+        How the verdict is decided (see :class:`~mast_cli.verify.result.CheckResult`).
+    when : callable Context -> bool
+        Whether the check applies (objective, algorithm available, ...).
+    needs_L_S_max : bool
+        The statement assumes L_S^max < ∞ (reported ``n/a`` for Gaussian sketches).
+    progress : str
+        What the progress line says while it runs.
+    """
+
+    id: str
+    run: Callable
+    kind: str
+    when: Callable = always
+    needs_L_S_max: bool = False
+    progress: str = ""
+
+
+#: Every check of the battery, in the order they run (order matters for the shared draws).
+CHECKS = (
+    Check("lemma1-iii", lemmas.lemma1_iii, "exact", progress="lemmas"),
+    Check("lemma2", lemmas.lemma2, "exact", convex),
+    Check("lemma3-iii", lemmas.lemma3_iii, "exact", convex),
+    Check("lemma4", lemmas.lemma4, "exact", needs_L_S_max=True),
+    Check("thm1-upper", theorem1.thm1_upper, "exact", convex, progress="theorem 1"),
+    Check("thm1-lower", theorem1.thm1_lower, "exact", convex),
+    Check("thm1-f-xD", theorem1.thm1_f_xD, "exact", convex),
+    Check("thm1-dist", theorem1.thm1_dist, "exact", convex),
+    Check("unbiased", unbiased.unbiased, "exact", progress="unbiased"),
+    Check("thm2", rates.thm2, "stochastic", convex, True, "theorem 2"),
+    Check("thm2-interp", rates.thm2_interp, "stochastic", convex, True, "interpolation"),
+    Check("thm2-II", rates.thm2_II, "stochastic", _logistic_l2, True, "theorem 2 (II)"),
+    Check("thm3", rates.thm3, "stochastic", always, True, "theorem 3"),
+    Check("thm4", rates.thm4, "stochastic", nonconvex, True, "theorem 4"),
+    Check("alg2", distributed.alg2, "stochastic", _workers(convex), True, "algorithm 2"),
+    Check("thm5", distributed.thm5, "stochastic", _workers(nonconvex), True, "theorem 5"),
+    Check("alg3-vr", vr.alg3_vr, "stochastic", _vr, True, "algorithm 3"),
+)
+
+#: Checks whose statement assumes L_S^max < ∞ (Lemma 4 and every rate built on it).
+NEEDS_L_S_MAX = frozenset(c.id for c in CHECKS if c.needs_L_S_max)
+
+
+def check_ids():
+    """The ids of :data:`CHECKS`, in order."""
+    return [c.id for c in CHECKS]
