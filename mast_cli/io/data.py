@@ -168,7 +168,10 @@ def _read_svmlight(path):
         raise MastError(f"LIBSVM file '{path}' has non-finite feature values (NaN or inf)")
     if not np.all(np.isfinite(y)):
         raise MastError(f"LIBSVM file '{path}' has non-finite labels")
-    return sp.csr_matrix(X), np.asarray(y, dtype=np.float64)
+    X = sp.csr_matrix(X)
+    X.sum_duplicates()
+    X.eliminate_zeros()          # explicitly stored zeros: not features, and free products
+    return X, np.asarray(y, dtype=np.float64)
 
 
 def _label_map(y, where):
@@ -199,9 +202,28 @@ def _apply_map(y, mapping, where):
     return out
 
 
-def _with_width(X, width, where):
+def _check_features(X, where):
+    """Refuse a training matrix without a single nonzero feature value (labels only)."""
+    if X.nnz == 0:
+        raise MastError(f"{where} has labels but no nonzero feature values (n={X.shape[0]}, d={X.shape[1]})")
+
+
+def _check_magnitude(X, where):
+    """Refuse feature values whose squares overflow float64 (every curvature bound would be inf)."""
+    if X.nnz == 0:
+        return
+    big = float(np.max(np.abs(X.data)))
+    with np.errstate(over="ignore"):
+        sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+    if big > 1e150 or not np.all(np.isfinite(sq)) or not np.isfinite(sq.sum()):
+        raise MastError(f"{where} has a feature value of magnitude {big:.3g}, whose square overflows "
+                        "float64 (every smoothness constant would be inf); rescale the data, "
+                        "e.g. with --scale maxabs")
+
+
+def _with_width(X, width, where, origin="the widest of the training and test files"):
     if X.shape[1] > width:
-        raise MastError(f"{where} has {X.shape[1]} features, more than the expected {width}")
+        raise MastError(f"{where} has {X.shape[1]} features, more than the {width} expected ({origin})")
     X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=(X.shape[0], width))
     X.sort_indices()
     return X
@@ -222,7 +244,7 @@ def _stem(path):
     return name[:-4] if name.endswith(".bz2") else name
 
 
-def load_libsvm_file(path, test_path=None, name=None, find_test=True):
+def load_libsvm_file(path, test_path=None, name=None, find_test=True, width=None, width_origin=None):
     """Load a LIBSVM file (and its test split) into a :class:`Dataset`.
 
     Parameters
@@ -235,10 +257,22 @@ def load_libsvm_file(path, test_path=None, name=None, find_test=True):
         Dataset name; defaults to the file name without ``.bz2``.
     find_test : bool, default=True
         Look for the ``.t`` companion file.
+    width : int, optional
+        Number of features d (columns beyond the largest index are zero).  Default: the
+        widest of the two files.  A file passed by path keeps its own width; published
+        LIBSVM widths are applied only to datasets resolved by name (:func:`load_dataset`).
+    width_origin : str, optional
+        Where ``width`` comes from, for error messages.
 
     Returns
     -------
     Dataset
+
+    Raises
+    ------
+    MastError
+        Unreadable file, no samples, no nonzero feature, non-finite or overflowing values,
+        wrong number of classes, or more features than ``width``.
     """
     path = Path(path)
     name = name or _stem(path)
@@ -248,12 +282,23 @@ def load_libsvm_file(path, test_path=None, name=None, find_test=True):
     Xt = yt = None
     if test_path is not None:
         Xt, yt = _read_svmlight(test_path)
-    width = published_width(name) or max(X.shape[1], Xt.shape[1] if Xt is not None else 0)
+    _check_features(X, f"dataset '{path}'")
+    _check_magnitude(X, f"dataset '{path}'")
+    if Xt is not None:
+        _check_magnitude(Xt, f"test file '{test_path}'")
+    if width is None:
+        width = max(X.shape[1], Xt.shape[1] if Xt is not None else 0)
+        width_origin = "the widest of the training and test files"
+    else:
+        width = int(width)
+        if width < 1:
+            raise MastError(f"number of features {width} must be >= 1")
+        width_origin = width_origin or "the requested width"
     mapping = _label_map(y, f"dataset '{path}'")
-    X = _with_width(X, width, f"dataset '{path}'")
+    X = _with_width(X, width, f"dataset '{path}'", width_origin)
     y = _apply_map(y, mapping, f"dataset '{path}'")
     if Xt is not None:
-        Xt = _with_width(Xt, width, f"test file '{test_path}'")
+        Xt = _with_width(Xt, width, f"test file '{test_path}'", width_origin)
         yt = _apply_map(yt, mapping, f"test file '{test_path}'")
     return Dataset(
         name=name, X=X, y=y, X_test=Xt, y_test=yt, source=str(path),
@@ -312,14 +357,22 @@ def _load_libsvmdata(name):
     if test is not None:
         Xt = sp.csr_matrix(test[0], dtype=np.float64)
         yt = np.asarray(test[1], dtype=np.float64).ravel()
-    width = published_width(name) or max(X.shape[1], Xt.shape[1] if Xt is not None else 0)
+    X.eliminate_zeros()
+    if Xt is not None:
+        Xt.eliminate_zeros()
+    _check_features(X, f"dataset '{name}'")
+    _check_magnitude(X, f"dataset '{name}'")
+    pub = published_width(name)
+    width = pub or max(X.shape[1], Xt.shape[1] if Xt is not None else 0)
+    origin = (f"the published LIBSVM width of '{name}'" if pub
+              else "the widest of the training and test files")
     mapping = _label_map(y, f"dataset '{name}'")
     h = hashlib.sha256(X.data.tobytes() + X.indices.tobytes() + y.tobytes()).hexdigest()
     return Dataset(
         name=name,
-        X=_with_width(X, width, name),
+        X=_with_width(X, width, name, origin),
         y=_apply_map(y, mapping, name),
-        X_test=None if Xt is None else _with_width(Xt, width, f"{name}_test"),
+        X_test=None if Xt is None else _with_width(Xt, width, f"{name}_test", origin),
         y_test=None if yt is None else _apply_map(yt, mapping, f"{name}_test"),
         source=f"libsvmdata:{name}",
         test_source=None if Xt is None else f"libsvmdata:{name}_test",
@@ -332,13 +385,17 @@ def _looks_like_path(arg):
     return os.sep in arg or "/" in arg or arg.endswith((".bz2", ".svm", ".txt", ".libsvm"))
 
 
+def _has_dir(arg):
+    return os.sep in arg or "/" in arg or arg.startswith("~")
+
+
 def resolve(arg):
     """Where ``arg`` resolves: ``(kind, path_or_name)`` or ``None`` if nowhere.
 
     ``kind`` is one of ``file``, ``bundled``, ``MAST_DATA_DIR``, ``libsvmdata``.
     """
     p = Path(arg).expanduser()
-    if p.exists() or _looks_like_path(arg):
+    if p.exists() or _has_dir(arg):
         return ("file", p)
     hit = _find_in(bundled_dir(), arg)
     if hit:
@@ -346,6 +403,8 @@ def resolve(arg):
     hit = _find_in(os.environ.get("MAST_DATA_DIR"), arg)
     if hit:
         return ("MAST_DATA_DIR", hit)
+    if _looks_like_path(arg):        # foo.svm that is nowhere: report it as a missing file
+        return ("file", p)
     import libsvmdata
 
     if arg in libsvmdata.supported:
@@ -374,8 +433,11 @@ def _load_cached(arg, mtime):
                 f"put the LIBSVM file at $MAST_DATA_DIR/{arg}.bz2 or pass its path"
             )
         return ds
-    name = arg if kind != "file" else None
-    return load_libsvm_file(target, name=name)
+    if kind == "file":
+        return load_libsvm_file(target)
+    pub = published_width(arg)
+    return load_libsvm_file(target, name=arg, width=pub,
+                            width_origin=f"the published LIBSVM width of '{arg}'" if pub else None)
 
 
 def load_dataset(arg):
@@ -402,11 +464,52 @@ def load_dataset(arg):
     return _load_cached(arg, mtime)
 
 
+#: File endings that are never LIBSVM data (manifests, notes, arrays, archives of other kinds).
+NOT_DATA_SUFFIXES = (".md", ".rst", ".tsv", ".csv", ".json", ".toml", ".yaml", ".yml", ".py",
+                     ".npy", ".npz", ".pdf", ".png", ".html", ".sha256", ".md5", ".gz", ".zip",
+                     ".xz", ".tar", ".log", ".lock")
+_LIBSVM_LINE = re.compile(rb"^\s*[-+]?[0-9.eEinfINFaA]+(\s+qid:\S+)?(\s+-?\d+:\S+)*\s*(#.*)?$")
+
+
+def looks_like_libsvm(path):
+    """Whether a file looks like LIBSVM data: its first data line is ``label idx:val ...``.
+
+    Reads at most 64 KiB (decompressed for ``.bz2``).  Files with a known non-data
+    ending (:data:`NOT_DATA_SUFFIXES`, e.g. ``MANIFEST.tsv``, ``README.md``) are not data.
+    """
+    path = Path(path)
+    name = _stem(path).lower()
+    if name.endswith(NOT_DATA_SUFFIXES) or name.startswith(("readme", "manifest", "license")):
+        return False
+    try:
+        if path.suffix == ".bz2":
+            import bz2
+
+            with bz2.open(path, "rb") as fh:
+                head = fh.read(1 << 16)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(1 << 16)
+    except (OSError, EOFError, ValueError):
+        return True            # unreadable but named like data: listed as unreadable
+    lines = head.splitlines()
+    if len(head) == 1 << 16 and len(lines) > 1:
+        lines = lines[:-1]     # the last line may be cut
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith(b"#"):
+            continue
+        return bool(_LIBSVM_LINE.match(line))
+    return True                # empty: named like data, listed (as unreadable)
+
+
 def list_datasets():
     """Bundled, ``$MAST_DATA_DIR`` and libsvmdata-cached datasets as a list of dicts.
 
     Each dict has ``name, n, d, nnz, n_test, where`` (``where`` is where the name
-    resolves from).  Test companions (``*.t``) are folded into their training set.
+    resolves from).  Test companions (``*.t``) are folded into their training set;
+    files that are not LIBSVM data (:func:`looks_like_libsvm`) are skipped.  Every
+    listed name loads by that name with :func:`load_dataset`.
     """
     rows, seen = [], set()
     folders = [("bundled", bundled_dir()), ("MAST_DATA_DIR", os.environ.get("MAST_DATA_DIR"))]
@@ -416,6 +519,8 @@ def list_datasets():
         for f in sorted(Path(folder).iterdir()):
             name = _stem(f)
             if not f.is_file() or name.endswith(".t") or name in seen or name.startswith("."):
+                continue
+            if not looks_like_libsvm(f):
                 continue
             seen.add(name)
             try:
