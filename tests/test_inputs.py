@@ -66,7 +66,7 @@ def test_listed_txt_name_loads_by_name(tmp_path, monkeypatch, write):
             code, out = _mast("constants", "-d", name, "--json", env=env)
             assert code == 0, (name, out)
     code, out = _mast("constants", "-d", "missing.svm", env=env)
-    _one_line_error(code, out, "missing.svm", "does not exist")
+    _one_line_error(code, out, "missing.svm")
 
 
 # --- 6: labels but no features ------------------------------------------------------------------

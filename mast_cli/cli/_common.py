@@ -160,6 +160,18 @@ def _looks_like_path(arg):
     return os.sep in arg or "/" in arg or arg.endswith((".bz2", ".svm", ".txt", ".libsvm"))
 
 
+def _in_data_folders(arg):
+    """A bare name (``toy.txt``) found in the bundled folder or $MAST_DATA_DIR (issue 16 #5)."""
+    if os.sep in arg or "/" in arg:
+        return False
+    bundled = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "datasets")
+    for folder in (bundled, os.environ.get("MAST_DATA_DIR")):
+        if folder and any(os.path.isfile(os.path.join(folder, arg + ext)) for ext in ("", ".bz2")):
+            return True
+    return False
+
+
 def precheck_dataset(arg):
     """Refuse a dataset path that does not exist before any heavy module is imported.
 
@@ -171,7 +183,7 @@ def precheck_dataset(arg):
     if not arg.strip():
         raise MastError("--dataset is empty")
     path = os.path.expanduser(arg)
-    if _looks_like_path(arg) and not os.path.exists(path):
+    if _looks_like_path(arg) and not os.path.exists(path) and not _in_data_folders(arg):
         raise MastError(f"--dataset {arg}: no such file")
 
 
