@@ -193,7 +193,7 @@ def as_columns(x, d, R):
     """A start point or shift as a fresh (d, R) float64 array.
 
     A (d,) vector is repeated over the R trajectories; a (d, R) array is copied.
-    Anything else is a :class:`~mast_cli.errors.MastError` naming the shape."""
+    Anything else is a :class:`~mast_cli.io.errors.MastError` naming the shape."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         check(x.shape == (d,), f"expected {d} values, got {x.size}")

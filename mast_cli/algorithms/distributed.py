@@ -111,7 +111,7 @@ class WorkerSplit:
     Parameters
     ----------
     obj : objective
-        :class:`~mast_cli.objectives.LogisticL2` or ``LogisticNonconvex``.
+        :class:`~mast_cli.core.objective.LogisticL2` or ``LogisticNonconvex``.
     partition : list of int arrays
         Disjoint row sets covering [n] (e.g. from :func:`partition_rows`), all non-empty.
     """
@@ -198,7 +198,7 @@ class WorkerSketches:
     """The joint law of (S_1, …, S_M) of one trajectory of Algorithm 2.
 
     Either M independent sketches (one distribution D_i per worker, possibly
-    different: heterogeneous D_i) or one :class:`~mast_cli.sketches.PermK`, whose
+    different: heterogeneous D_i) or one :class:`~mast_cli.core.sketches.PermK`, whose
     M blocks come from one shared permutation (disjoint supports; worker i's
     marginal is Rand-q_i).
 

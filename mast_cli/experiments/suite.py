@@ -13,7 +13,7 @@ Each file in ``experiments/`` describes one figure::
 ``mast reproduce`` expands every experiment into units (groups of trajectories, one
 sparsity level, ...), computes the units whose results are missing, and assembles
 each experiment's CSV and figure.  A unit's result is stored under
-``results/<experiment>/<unit hash>/`` atomically (see :mod:`mast_cli.store`), so an
+``results/<experiment>/<unit hash>/`` atomically (see :mod:`mast_cli.io.store`), so an
 interrupted suite resumes where it stopped and yields the same final CSV files as an
 uninterrupted one.  Units run in parallel with joblib (``--jobs``) or on a
 dask.distributed cluster (``--scheduler``) through the same joblib code path.

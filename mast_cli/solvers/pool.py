@@ -59,7 +59,7 @@ def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessia
     Parameters
     ----------
     obj : objective
-        :class:`~mast_cli.objectives.LogisticL2` or ``LogisticNonconvex`` (for the
+        :class:`~mast_cli.core.objective.LogisticL2` or ``LogisticNonconvex`` (for the
         non-convex objective a stationary point near ``x0``, a local minimizer).
     S : ndarray (N, d) or EmpiricalSketch
         The pool of diagonals.
