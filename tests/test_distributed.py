@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from mast_cli.algorithms import (WorkerSketches, WorkerSplit, distributed_dsgd, distributed_reference,
-                                 partition_rows)
+from mast_cli.algorithms import WorkerSketches, WorkerSplit, distributed_dsgd, partition_rows
 from mast_cli.errors import MastError
 from mast_cli.sketches import Bernoulli, Identity, PermK, RandK
+from oracles import distributed_reference
 
 
 def _gd(obj, gam, T, x=None):

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from mast_cli.algorithms import dsgd, l_svrdsg, l_svrdsg_reference, pool_value_grad
+from mast_cli.algorithms import dsgd, l_svrdsg, pool_value_grad
 from mast_cli.errors import MastError
 from mast_cli.objectives import minimize_newton
 from mast_cli.sketches import Bernoulli, RandK
+from oracles import l_svrdsg_reference
 
 
 def _pool_hessian(obj, S, v, q):

@@ -5,11 +5,11 @@
 - :func:`l_svrdsg` — Algorithm 3, L-SVRDSG (loopless SVRG over a finite sketch pool).
 """
 
-from .distributed import (WorkerSketches, WorkerSplit, distributed_dsgd, distributed_reference,
+from .distributed import (WorkerSketches, WorkerSplit, distributed_dsgd,
                           partition_rows)
-from .dsgd import dsgd, dsgd_reference
+from .dsgd import dsgd
 from ._engine import History
-from .vr import l_svrdsg, l_svrdsg_reference, pool_value_grad
+from .vr import l_svrdsg, pool_value_grad
 
-__all__ = ["History", "dsgd", "dsgd_reference", "distributed_dsgd", "distributed_reference", "partition_rows",
-           "WorkerSplit", "WorkerSketches", "l_svrdsg", "l_svrdsg_reference", "pool_value_grad"]
+__all__ = ["History", "dsgd", "distributed_dsgd", "partition_rows",
+           "WorkerSplit", "WorkerSketches", "l_svrdsg", "pool_value_grad"]

@@ -54,7 +54,6 @@ __all__ = [
     "WorkerSplit",
     "WorkerSketches",
     "distributed_dsgd",
-    "distributed_reference",
 ]
 
 #: Row partitions understood by :func:`partition_rows`.
@@ -349,32 +348,3 @@ def distributed_dsgd(obj, partition, worker_sketches, steps, seeds, iters, x0=No
             if progress is not None:
                 progress(1)
     return rec.history({"split": split})
-
-
-def distributed_reference(obj, partition, worker_sketches, step, seed, iters, x0=None, v=None):
-    """Naive one-trajectory loop of Algorithm 2: the oracle for :func:`distributed_dsgd`.
-
-    Loops over the workers with plain 1-D products on each worker's own rows, drawing
-    the sketches from the same stream in the same chunks.  Returns the iterates (T+1, d).
-    """
-    d, n = obj.d, obj.n
-    parts = [np.asarray(p) for p in partition]
-    M = len(parts)
-    ws = worker_sketches if isinstance(worker_sketches, WorkerSketches) else WorkerSketches(worker_sketches, M)
-    v = np.zeros(d) if v is None else np.asarray(v, dtype=np.float64)
-    x = v.copy() if x0 is None else np.asarray(x0, dtype=np.float64).copy()
-    rng = streams(seed)[0]
-    S_all = np.concatenate([ws.sample(rng, CHUNK) for _ in range(-(-iters // CHUNK))])
-    local = [(obj.A[p], obj.b[p]) for p in parts]
-    out = [x.copy()]
-    for t in range(iters):
-        g = np.zeros(d)
-        for i, (Ai, bi) in enumerate(local):
-            s = S_all[t, i]
-            y = v + s * (x - v)
-            z = bi * (Ai @ y)
-            grad_i = (M / n) * (Ai.T @ (bi * -1.0 / (1.0 + np.exp(z)))) + obj.penalty.grad(y)
-            g += s * grad_i
-        x = x - step * g / M
-        out.append(x.copy())
-    return np.array(out)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ._engine import Recorder, RowBank, SketchBank, as_columns, streams
 
-__all__ = ["dsgd", "dsgd_reference"]
+__all__ = ["dsgd"]
 
 
 def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None,
@@ -102,27 +102,3 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
             if progress is not None:
                 progress(1)
     return rec.history()
-
-
-def dsgd_reference(obj, sketch, step, seed, iters, x0=None, v=None):
-    """Naive one-trajectory loop of Algorithm 1 (I): the oracle for the batched engine.
-
-    Draws its sketches from the same stream as :func:`dsgd` (so the iterates must agree)
-    but one at a time with plain 1-D NumPy/SciPy calls.  Returns the iterates (T+1, d).
-    """
-    d = obj.d
-    v = np.zeros(d) if v is None else np.asarray(v, dtype=np.float64)
-    x = v.copy() if x0 is None else np.asarray(x0, dtype=np.float64).copy()
-    rng = streams(seed)[0]
-    out = [x.copy()]
-    from ._engine import CHUNK
-
-    S_all = np.vstack([sketch.sample(rng, CHUNK) for _ in range(-(-iters // CHUNK))])
-    for t in range(iters):
-        s = S_all[t]
-        y = v + s * (x - v)
-        z = obj.b * (obj.A @ y)
-        g = obj.A.T @ (obj.b * -1.0 / (1.0 + np.exp(z))) / obj.n + obj.penalty.grad(y)
-        x = x - step * s * g
-        out.append(x.copy())
-    return np.array(out)

@@ -34,10 +34,10 @@ import numpy as np
 from ..io.errors import MastError, check
 from ._engine import CHUNK, Recorder, as_columns, streams
 
-__all__ = ["l_svrdsg", "l_svrdsg_reference", "pool_value_grad"]
+__all__ = ["l_svrdsg", "pool_value_grad", "draw_ref_batches", "check_pool_weights"]
 
 
-def _draw_batches(rng, N, b, k):
+def draw_ref_batches(rng, N, b, k):
     """k reference batches: b distinct indices of [N] in increasing order, array (k, b).
 
     b = N takes all indices and draws nothing.
@@ -59,7 +59,7 @@ def _check_pool(pool, R):
     return pool, False
 
 
-def _check_weights(weights, N):
+def check_pool_weights(weights, N):
     """Pool probabilities (N,) or None (uniform)."""
     if weights is None:
         return None
@@ -127,7 +127,7 @@ class _VRBank:
         """Pairs (trajectory, j, weight) of the initial reference batches J_0."""
         tr, jj, ww = [], [], []
         for r, (_, _, rb) in enumerate(self.rngs):
-            J = _draw_batches(rb, self.N, int(self.b[r]), 1)[0]
+            J = draw_ref_batches(rb, self.N, int(self.b[r]), 1)[0]
             tr.append(np.full(J.size, r))
             jj.append(J)
             ww.append(self._weights(J, int(self.b[r])))
@@ -143,7 +143,7 @@ class _VRBank:
             coins = rc.random(CHUNK) < self.p[r]
             fires.append(coins)
             at = np.flatnonzero(coins)
-            J = _draw_batches(rb, self.N, int(self.b[r]), at.size)     # (k, b)
+            J = draw_ref_batches(rb, self.N, int(self.b[r]), at.size)     # (k, b)
             pos.append(np.repeat(at, J.shape[1]))
             tr.append(np.full(J.size, r))
             jj.append(J.ravel())
@@ -206,7 +206,7 @@ def l_svrdsg(obj, pool, steps, seeds, iters, ref_prob, ref_batch=None, x0=None, 
     pool, shared = _check_pool(pool, R)
     N = pool.shape[-2]
     check(pool.shape[-1] == d, f"pool sketches have dimension {pool.shape[-1]}, expected d={d}")
-    q = _check_weights(pool_weights, N)
+    q = check_pool_weights(pool_weights, N)
     p, b = _check_ref(ref_prob, ref_batch, N, R)
     if q is not None:
         check(np.all(b == N), "a pool with non-uniform weights needs the exact reference b = N")
@@ -251,48 +251,3 @@ def l_svrdsg(obj, pool, steps, seeds, iters, ref_prob, ref_batch=None, x0=None, 
             if progress is not None:
                 progress(1)
     return rec.history({"W": W.copy(), "refreshes": refreshes})
-
-
-def l_svrdsg_reference(obj, pool, step, seed, iters, ref_prob, ref_batch=None, x0=None, v=None,
-                       pool_weights=None):
-    """Naive one-trajectory loop of Algorithm 3: the oracle for :func:`l_svrdsg`.
-
-    Plain 1-D products, one sketch gradient at a time; draws j_t, the coins and the
-    reference batches from the same streams in the same chunks.  Returns the iterates
-    (T+1, d).
-    """
-    pool = np.asarray(pool, dtype=np.float64)
-    N, d = pool.shape
-    q = _check_weights(pool_weights, N)
-    b = N if ref_batch is None else int(ref_batch)
-    v = np.zeros(d) if v is None else np.asarray(v, dtype=np.float64)
-    x = v.copy() if x0 is None else np.asarray(x0, dtype=np.float64).copy()
-    rs = streams(seed, 4)
-    rj, rc, rb = rs[0], rs[2], rs[3]
-
-    def grad_S(s, z):
-        y = v + s * (z - v)
-        m = obj.b * (obj.A @ y)
-        return s * (obj.A.T @ (obj.b * -1.0 / (1.0 + np.exp(m))) / obj.n + obj.penalty.grad(y))
-
-    def ref(wp, J):
-        wts = np.full(len(J), 1.0 / b) if q is None else q[J]
-        return sum(wt * grad_S(pool[jx], wp) for jx, wt in zip(J, wts))
-
-    w = x.copy()
-    G = ref(w, _draw_batches(rb, N, b, 1)[0])
-    out = [x.copy()]
-    for t in range(iters):
-        if t % CHUNK == 0:
-            js = rj.integers(N, size=CHUNK) if q is None else rj.choice(N, size=CHUNK, p=q)
-            coins = rc.random(CHUNK) < ref_prob
-            batches = iter(_draw_batches(rb, N, b, int(coins.sum())))
-        s = pool[js[t % CHUNK]]
-        g = grad_S(s, x) - grad_S(s, w) + G
-        x_old = x
-        x = x - step * g
-        if coins[t % CHUNK]:
-            w = x_old
-            G = ref(w, next(batches))
-        out.append(x.copy())
-    return np.array(out)
