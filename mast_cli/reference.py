@@ -51,6 +51,7 @@ def pool_minimum(obj, S, v):
     Parameters
     ----------
     obj : LogisticObjective
+        The objective f.
     S : ndarray of shape (N, d)
         A uniform pool of sketch diagonals.
     v : ndarray of shape (d,)
@@ -59,7 +60,9 @@ def pool_minimum(obj, S, v):
     Returns
     -------
     x : ndarray of shape (d,)
+        x*_pool.
     f_pool_inf : float
+        f_pool(x*_pool), the SAA estimate of f_D^inf (mast-theory §3.4).
     se : float
         Standard deviation of f(v + s_j ⊙ (x − v)) over the pool divided by √N (0 for N = 1).
     """
@@ -74,23 +77,34 @@ def pool_minimum(obj, S, v):
 class Reference:
     """Reference quantities of one (objective, sketch, shift).
 
-    Attributes
+    Parameters
     ----------
     pool : EmpiricalSketch
         D_pool (exact enumeration of D when ``pool.exact``).
-    x_star, f_inf : ERM minimizer x* and f^inf = f(x*) (Newton, ‖∇f‖ ≤ tol).
-    x_D, f_D_inf : minimizer and minimum of f_pool (= x*_D, f_D^inf when exact).
-    delta : f_D_inf − f_inf (Δ of D_pool; the SAA estimate of Δ of D).
-    se_f_D_inf : Monte Carlo standard error of f_D^inf as an estimate for D: the
-        standard deviation of f(y_j) at x_D over the pool divided by √N (0 when exact).
-    x_D_se : Monte Carlo standard error of x_D as an estimate of x*_D, in norm:
-        √(tr(H⁻¹ Σ H⁻¹)/N) with H = ∇²f_pool(x_D) and Σ the covariance of the per-sketch
-        gradients s_j ⊙ ∇f(y_j) at x_D (M-estimator asymptotics; 0 when exact).
+    v : ndarray of shape (d,)
+        The shift.
+    x_star : ndarray of shape (d,)
+        ERM minimizer x* (Newton, ‖∇f‖ ≤ tol).
+    f_inf : float
+        f^inf = f(x*).
+    x_D : ndarray of shape (d,)
+        Minimizer of f_pool (= x*_D when exact), mast-theory §3.3.
+    f_D_inf : float
+        Minimum of f_pool (= f_D^inf when exact).
+    delta : float
+        f_D_inf − f_inf (Δ of D_pool; the SAA estimate of Δ of D), mast-theory §3.4.
+    se_f_D_inf : float
+        Monte Carlo standard error of f_D^inf as an estimate for D: the standard
+        deviation of f(y_j) at x_D over the pool divided by √N (0 when exact).
     fresh : dict
         f_D(x_D) re-estimated on ``m`` fresh sketches of D (independent of the pool):
         an unbiased estimate of f_D(x_D) ≥ f_D^inf, with its standard error.
     info : dict
         Newton diagnostics (``erm``, ``pool``).
+    x_D_se : float
+        Monte Carlo standard error of x_D as an estimate of x*_D, in norm:
+        √(tr(H⁻¹ Σ H⁻¹)/N) with H = ∇²f_pool(x_D) and Σ the covariance of the per-sketch
+        gradients s_j ⊙ ∇f(y_j) at x_D (M-estimator asymptotics; 0 when exact).
     """
 
     pool: EmpiricalSketch
@@ -106,7 +120,14 @@ class Reference:
     x_D_se: float = 0.0
 
     def summary(self):
-        """JSON-ready dict (no arrays)."""
+        """JSON-ready summary (no arrays).
+
+        Returns
+        -------
+        dict
+            Scalars: pool size, f^inf, f_D^inf and Δ with standard errors, distances,
+            the pool's constants and the Newton gradient norms.
+        """
         return {
             "N": self.pool.N, "exact_enumeration": self.pool.exact,
             "f_inf": self.f_inf, "f_D_inf": self.f_D_inf, "f_D_inf_se": self.se_f_D_inf,
@@ -127,9 +148,11 @@ def compute_reference(obj, sketch, v=None, N=64, rng=None, tol=1e-10, fresh=256,
 
     Parameters
     ----------
-    obj : objective
+    obj : LogisticObjective
+        The objective f.
     sketch : Sketch or EmpiricalSketch
-    v : ndarray (d,), optional
+        The distribution D (mast-theory §3.3).
+    v : ndarray of shape (d,), optional
         Shift (zeros by default).
     N : int, default=64
         Pool size when the support is not enumerated.
@@ -140,12 +163,20 @@ def compute_reference(obj, sketch, v=None, N=64, rng=None, tol=1e-10, fresh=256,
     fresh : int, default=256
         Fresh sketches of D for the independent estimate of f_D(x_D) (0 to skip; not
         drawn for exact pools).
-    x_star : ndarray, optional
+    x_star : ndarray of shape (d,), optional
         Known ERM minimizer.
+    enumerate_max : int, default=8192
+        Enumerate the support of D exactly when it has at most this many points.
 
     Returns
     -------
     Reference
+        The reference quantities, with Newton diagnostics.
+
+    Raises
+    ------
+    MastError
+        When Newton on the pool does not reach ‖∇f_pool‖ ≤ tol.
     """
     rng = np.random.default_rng(0) if rng is None else rng
     v = np.zeros(obj.d) if v is None else np.asarray(v, dtype=np.float64)

@@ -45,7 +45,19 @@ def resolve_shift(shift, problem):
     Parameters
     ----------
     shift : str
-    problem : experiments.Problem (or any object with ``obj`` and ``x_star``)
+        ``zero``, ``erm``, ``noisy:σ``, ``lam:λ'``, ``half`` or the path of a .npy file.
+    problem : Problem
+        Any object with ``obj`` (the objective) and ``x_star`` (its ERM solution).
+
+    Returns
+    -------
+    ndarray of shape (d,)
+        The shift v of f_S(x) = f(v + S(x − v)) (mast-theory §1.2).
+
+    Raises
+    ------
+    MastError
+        For an unknown specification, a bad number, or a file that is not d finite reals.
     """
     obj = problem.obj
     d = obj.d

@@ -28,8 +28,9 @@ def eval_sketches(sk, count):
     Parameters
     ----------
     sk : Sketch
+        The sketch distribution D of one level.
     count : int
-        N ≥ 0.
+        N ≥ 0, the number of sketches.
 
     Returns
     -------
@@ -47,15 +48,20 @@ def masked_accuracy(X, y, x_hat, v, S):
     Parameters
     ----------
     X : sparse matrix of shape (m, d)
+        The rows to classify (a test or validation split).
     y : ndarray of shape (m,)
         Labels in {−1, +1}.
-    x_hat, v : ndarray of shape (d,)
+    x_hat : ndarray of shape (d,)
+        The trained model x̂ (ERM, MAST, dropout).
+    v : ndarray of shape (d,)
+        The shift (pre-trained model), mast-theory §1.2.
     S : ndarray of shape (R, d)
-        Sketch diagonals.
+        Sketch diagonals (the masks), mast-theory §6.1.
 
     Returns
     -------
     ndarray of shape (R,)
+        Fraction of rows i with y_i a_iᵀ(v + S_r(x̂ − v)) > 0, for every mask r.
     """
     W = v[:, None] + S.T * (x_hat - v)[:, None]
     return col_accuracy(X, y, W)        # = col_mean((X @ W) * y > 0), in cache-sized row blocks
@@ -64,12 +70,30 @@ def masked_accuracy(X, y, x_hat, v, S):
 def mc_value(obj, sketch, v, X, m, rng):
     """Monte Carlo estimate of f_D at x (or at each column of X) with its standard error.
 
-    Draws ``m`` fresh sketches (common to all columns) and averages f(v + s ⊙ (x − v)).
+    Draws ``m`` fresh sketches (common to all columns) and averages f(v + s ⊙ (x − v))
+    (mast-theory §8).
+
+    Parameters
+    ----------
+    obj : LogisticObjective
+        The objective f.
+    sketch : Sketch
+        The distribution D.
+    v : ndarray of shape (d,)
+        The shift.
+    X : ndarray of shape (d,) or (d, R)
+        One point or R points as columns.
+    m : int
+        Number of sketches.
+    rng : numpy.random.Generator
+        Draws the sketches.
 
     Returns
     -------
-    mean, se : float or ndarray (R,)
-        Sample mean and standard error sd/√m (0 for m = 1).
+    mean : float or ndarray of shape (R,)
+        Sample mean of f(v + s_j ⊙ (x − v)).
+    se : float or ndarray of shape (R,)
+        Standard error sd/√m (0 for m = 1).
     """
     S = sketch.sample(rng, int(m))
     vals = PoolObjective(obj, S, v).values(X)
@@ -89,16 +113,23 @@ def grad_norm_sq_estimate(pool, X, rng, m=None, budget=EXACT_GRAD_WORK):
     Parameters
     ----------
     pool : PoolObjective
-    X : ndarray (d, R)
+        f_pool (mast-theory §8).
+    X : ndarray of shape (d, R)
+        R points as columns.
     rng : numpy.random.Generator
+        Draws the sketches of the estimate.
     m : int, optional
         Sketches per column; by default as many as the budget allows (R·m·n ≤ budget),
         between 8 and 256 (the variance falls like 1/m).
     budget : int, default=EXACT_GRAD_WORK
+        Largest N·R·n (dense entries) for the exact gradient.
 
     Returns
     -------
-    ndarray (R,), bool (True when exact)
+    estimate : ndarray of shape (R,)
+        ‖∇f_pool(x_r)‖², exact or unbiased.
+    exact : bool
+        True when the gradient was computed exactly.
     """
     R, n = X.shape[1], pool.obj.n
     if m is None:

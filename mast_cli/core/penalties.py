@@ -16,62 +16,140 @@ __all__ = ["L2", "SmoothNonconvex"]
 
 
 class L2:
-    """r(x) = (λ/2)‖x‖²: the paper's ℓ2 regularizer (mast-theory §3.2).
+    """The paper's ℓ2 regularizer r(x) = (λ/2)‖x‖² (mast-theory §3.2).
 
     Parameters
     ----------
     lam : float
-        λ ≥ 0.
+        The weight λ ≥ 0.
     """
 
     def __init__(self, lam):
         self.lam = float(lam)
 
     def value(self, X):
-        """r(x) (float) or r at each column of X (ndarray of shape (R,))."""
+        """Value of the penalty, (λ/2)‖x‖².
+
+        Parameters
+        ----------
+        X : ndarray of shape (d,) or (d, R)
+            One point or R points as columns.
+
+        Returns
+        -------
+        float or ndarray of shape (R,)
+            r(x), or r at each column of X.
+        """
         return 0.5 * self.lam * col_sum(X * X)
 
     def grad(self, X):
-        """∇r(x) = λx, ndarray of the shape of X."""
+        """Gradient ∇r(x) = λx.
+
+        Parameters
+        ----------
+        X : ndarray of shape (d,) or (d, R)
+            One point or R points as columns.
+
+        Returns
+        -------
+        ndarray of the shape of X
+            ∇r at each point.
+        """
         return self.lam * X
 
     def hess_diag(self, X):
-        """diag ∇²r(x) = λ·1, ndarray of the shape of X."""
+        """Hessian diagonal, diag ∇²r(x) = λ·1.
+
+        Parameters
+        ----------
+        X : ndarray of shape (d,) or (d, R)
+            One point or R points as columns.
+
+        Returns
+        -------
+        ndarray of the shape of X
+            The (constant) curvature λ in every coordinate.
+        """
         return np.full(X.shape, self.lam)
 
     def smoothness(self):
-        """L_r = λ (∇r is λ-Lipschitz)."""
+        """Smoothness constant L_r = λ (∇r is λ-Lipschitz).
+
+        Returns
+        -------
+        float
+            L_r, added to the data term's bound in L_f and L_i (mast-theory §3.2).
+        """
         return self.lam
 
 
 class SmoothNonconvex:
-    """r(x) = λ Σ_j x_j²/(1 + x_j²): smooth, bounded, non-convex (mast-theory §3.2).
+    """The smooth, bounded, non-convex penalty r(x) = λ Σ_j x_j²/(1 + x_j²) (mast-theory §3.2).
 
     Its second derivative 2λ(1 − 3x²)/(1 + x²)³ lies in [−λ/2, 2λ].
 
     Parameters
     ----------
     lam : float
-        λ ≥ 0.
+        The weight λ ≥ 0.
     """
 
     def __init__(self, lam):
         self.lam = float(lam)
 
     def value(self, X):
-        """r(x) (float) or r at each column of X (ndarray of shape (R,))."""
+        """Value of the penalty, λ Σ_j x_j²/(1 + x_j²).
+
+        Parameters
+        ----------
+        X : ndarray of shape (d,) or (d, R)
+            One point or R points as columns.
+
+        Returns
+        -------
+        float or ndarray of shape (R,)
+            r(x), or r at each column of X.
+        """
         X2 = X * X
         return self.lam * col_sum(X2 / (1.0 + X2))
 
     def grad(self, X):
-        """∇r(x) = 2λx/(1 + x²)², ndarray of the shape of X."""
+        """Gradient ∇r(x) = 2λx/(1 + x²)² (coordinate-wise).
+
+        Parameters
+        ----------
+        X : ndarray of shape (d,) or (d, R)
+            One point or R points as columns.
+
+        Returns
+        -------
+        ndarray of the shape of X
+            ∇r at each point.
+        """
         return 2.0 * self.lam * X / (1.0 + X * X) ** 2
 
     def hess_diag(self, X):
-        """diag ∇²r(x) = 2λ(1 − 3x²)/(1 + x²)³, ndarray of the shape of X."""
+        """Hessian diagonal, diag ∇²r(x) = 2λ(1 − 3x²)/(1 + x²)³.
+
+        Parameters
+        ----------
+        X : ndarray of shape (d,) or (d, R)
+            One point or R points as columns.
+
+        Returns
+        -------
+        ndarray of the shape of X
+            The curvature in every coordinate, in [−λ/2, 2λ].
+        """
         X2 = X * X
         return 2.0 * self.lam * (1.0 - 3.0 * X2) / (1.0 + X2) ** 3
 
     def smoothness(self):
-        """L_r = 2λ, an upper bound on the largest eigenvalue of ∇²r."""
+        """Smoothness constant L_r = 2λ, an upper bound on the largest eigenvalue of ∇²r.
+
+        Returns
+        -------
+        float
+            L_r, added to the data term's bound in L_f and L_i (mast-theory §3.2).
+        """
         return 2.0 * self.lam

@@ -31,6 +31,16 @@ def json_default(o):
 
     NumPy scalars become Python numbers, arrays lists, non-finite floats ``null``, and
     anything else its ``str``.
+
+    Parameters
+    ----------
+    o : object
+        A value ``json`` cannot encode.
+
+    Returns
+    -------
+    object
+        A value it can.
     """
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
@@ -51,11 +61,28 @@ class NullProgress:
         return False
 
     def update(self, n):
-        """Ignore ``n`` units of progress."""
+        """Ignore ``n`` units of progress.
+
+        Parameters
+        ----------
+        n : int
+            Units done since the last call.
+        """
 
 
 def read_results_csv(text_or_path):
-    """Read a results CSV written by mast (``nan`` stays NaN, strings stay strings)."""
+    """Read a results CSV written by mast (``nan`` stays NaN, strings stay strings).
+
+    Parameters
+    ----------
+    text_or_path : str or path
+        The CSV text (it contains a newline) or the path of a CSV file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table, one row per CSV row.
+    """
     import io
 
     import pandas as pd
@@ -70,6 +97,21 @@ def check_out_path(out):
 
     An empty path, an existing non-folder, or a missing folder whose nearest existing
     parent is not writable is a one-line error; nothing is written.
+
+    Parameters
+    ----------
+    out : str or path
+        The output folder.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out`` as a path.
+
+    Raises
+    ------
+    MastError
+        When the folder could not be created or written.
     """
     if str(out).strip() == "":
         raise MastError("output path '' is empty; name a folder")
@@ -87,7 +129,23 @@ def check_out_path(out):
 
 
 def prepare_out_dir(out):
-    """Create the output folder (or check it is writable) with a one-line error."""
+    """Create the output folder (or check it is writable) with a one-line error.
+
+    Parameters
+    ----------
+    out : str or path
+        The output folder (created with its parents).
+
+    Returns
+    -------
+    pathlib.Path
+        The folder, which exists and is writable.
+
+    Raises
+    ------
+    MastError
+        When it cannot be created or written.
+    """
     out = check_out_path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -111,7 +169,13 @@ def _git_info():
 
 
 def provenance():
-    """Package versions, git commit and platform (written to metadata.json)."""
+    """Package versions, git commit and platform (written to metadata.json).
+
+    Returns
+    -------
+    dict
+        ``versions`` (package -> version), ``git_commit``, ``git_dirty``, ``platform``.
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     import pandas
@@ -135,5 +199,18 @@ def provenance():
 
 
 def mast_loss_key(sketch, sparsity):
-    """Key of a run's ``mast_loss_inf`` mapping in metadata.json: ``'<sketch>|<sparsity>'``."""
+    """Key of a run's ``mast_loss_inf`` mapping in metadata.json.
+
+    Parameters
+    ----------
+    sketch : str
+        The sketch family.
+    sparsity : float
+        The level's sparsity (rounded to 10 digits).
+
+    Returns
+    -------
+    str
+        ``'<sketch>|<sparsity>'``.
+    """
     return f"{sketch}|{round(float(sparsity), 10)!r}"

@@ -73,6 +73,7 @@ def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessia
     x0 : ndarray (d,), optional
         Start (default v).
     max_iter : int, default=100
+        Most Newton steps.
     hessian : {'auto', 'dense', 'cg'}
         ``dense``: the exact pool Hessian (one stacked sparse Gram) and a Cholesky solve;
         ``cg``: Hessian-vector products (``obj.hessp_batch`` on N columns) and conjugate
@@ -81,7 +82,8 @@ def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessia
 
     Returns
     -------
-    x : ndarray (d,)
+    x : ndarray of shape (d,)
+        The minimizer found.
     info : dict
         ``value`` (f_pool(x)), ``grad_norm``, ``iterations``, ``converged``, ``N``,
         ``hessian`` (the mode used), ``hvps`` (Hessian-vector products, CG mode).
@@ -116,8 +118,32 @@ def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessia
 def solve_enumerated(obj, sketch, v, tol=1e-10, x0=None, max_iter=100):
     """x*_D exactly: :func:`solve_pool` on the full support of ``sketch`` with its weights.
 
-    Only for small supports (``sketch.enumerate()`` raises :class:`MastError` otherwise).
-    Returns ``(x, info)`` as :func:`solve_pool`.
+    Parameters
+    ----------
+    obj : LogisticObjective
+        The objective f.
+    sketch : Sketch
+        A distribution D with a small support (``sketch.enumerate()``).
+    v : ndarray of shape (d,)
+        The shift.
+    tol : float, default=1e-10
+        Stop when ‖∇f_D(x)‖ ≤ tol.
+    x0 : ndarray of shape (d,), optional
+        Start (default v).
+    max_iter : int, default=100
+        Most Newton steps.
+
+    Returns
+    -------
+    x : ndarray of shape (d,)
+        x*_D (mast-theory §3.3).
+    info : dict
+        As :func:`solve_pool`.
+
+    Raises
+    ------
+    MastError
+        When the support is too large to enumerate.
     """
     S, w = sketch.enumerate()
     return solve_pool(obj, S, v, weights=w, tol=tol, x0=x0, max_iter=max_iter)
