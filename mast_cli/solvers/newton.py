@@ -12,7 +12,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg as spla
 
-__all__ = ["armijo_step", "minimize_newton", "solve_erm", "shifted_cholesky", "newton_pcg"]
+__all__ = ["armijo_step", "newton", "cholesky_direction", "pcg", "minimize_newton", "solve_erm",
+           "shifted_cholesky", "newton_pcg"]
 
 
 def armijo_step(value_grad, x, f, g, gn, p):
@@ -38,6 +39,72 @@ def armijo_step(value_grad, x, f, g, gn, p):
     return None
 
 
+def newton(value_grad, direction, x0, tol, max_iter):
+    """The damped Newton driver shared by every minimizer of the package.
+
+    From x⁰, while ‖∇f(x)‖ > ``tol`` and at most ``max_iter`` times: ask the inner
+    solve for a direction p ≈ −∇²f(x)⁻¹∇f(x) and accept a step along it by the Armijo
+    test (:func:`armijo_step`); stop early when no step is accepted.
+
+    Parameters
+    ----------
+    value_grad : callable
+        x -> (f(x), ∇f(x)).
+    direction : callable
+        (x, g, ‖g‖, iteration) -> p, the inner solve (Cholesky, PCG, CG).
+    x0 : ndarray of shape (d,)
+        Start (copied).
+    tol : float
+        Stop when ‖∇f(x)‖ ≤ tol.
+    max_iter : int
+        Most Newton steps.
+
+    Returns
+    -------
+    x : ndarray of shape (d,)
+        The last accepted iterate.
+    f : float
+        f(x).
+    grad_norm : float
+        ‖∇f(x)‖.
+    iterations : int
+        Newton steps taken.
+    """
+    x = np.array(x0, dtype=np.float64)
+    f, g = value_grad(x)
+    gn = float(np.linalg.norm(g))
+    it = 0
+    for it in range(1, max_iter + 1):
+        if gn <= tol:
+            it -= 1
+            break
+        accepted = armijo_step(value_grad, x, f, g, gn, direction(x, g, gn, it))
+        if accepted is None:
+            break
+        x, f, g, gn = accepted
+    return x, f, gn, it
+
+
+def cholesky_direction(hessian, rel_shift=1e-8):
+    """Inner solve of :func:`newton`: p = −H⁻¹g with H = ``hessian(x)`` factorized.
+
+    Parameters
+    ----------
+    hessian : callable
+        x -> dense ndarray of shape (d, d).
+    rel_shift : float, default=1e-8
+        First relative shift of :func:`shifted_cholesky` (non-convex f).
+
+    Returns
+    -------
+    callable
+        (x, g, ‖g‖, iteration) -> p.
+    """
+    def direction(x, g, gn, it):
+        return -scipy.linalg.cho_solve(shifted_cholesky(hessian(x), rel_shift), g)
+    return direction
+
+
 def minimize_newton(value_grad, hess, x0, tol=1e-12, max_iter=200):
     """Damped Newton's method with a gradient-norm stopping rule.
 
@@ -57,24 +124,14 @@ def minimize_newton(value_grad, hess, x0, tol=1e-12, max_iter=200):
     x : ndarray (d,)
     info : dict with ``grad_norm``, ``iterations``, ``converged``.
     """
-    x = np.array(x0, dtype=np.float64)
-    f, g = value_grad(x)
-    gn = float(np.linalg.norm(g))
-    it = 0
-    for it in range(1, max_iter + 1):
-        if gn <= tol:
-            it -= 1
-            break
+    def direction(x, g, gn, it):
         H = hess(x)
         if isinstance(H, np.ndarray):
-            p = -scipy.linalg.cho_solve(shifted_cholesky(H), g)
-        else:
-            rtol = min(0.5, np.sqrt(gn))
-            p, _ = spla.cg(H, -g, rtol=rtol, maxiter=10 * len(x))
-        accepted = armijo_step(value_grad, x, f, g, gn, p)
-        if accepted is None:
-            break
-        x, f, g, gn = accepted
+            return -scipy.linalg.cho_solve(shifted_cholesky(H), g)
+        p, _ = spla.cg(H, -g, rtol=min(0.5, np.sqrt(gn)), maxiter=10 * len(x))
+        return p
+
+    x, f, gn, it = newton(value_grad, direction, x0, tol, max_iter)
     return x, {"grad_norm": gn, "iterations": it, "converged": gn <= tol, "value": float(f)}
 
 
@@ -125,31 +182,53 @@ def shifted_cholesky(H, rel_shift=1e-8):
             shift = max(2 * shift, rel_shift * max(1.0, float(np.abs(H).max())))
 
 
-def _pcg(hv, b, precond, rtol, maxiter):
+def pcg(hv, b, precond, rtol, maxiter, truncate=False):
     """Preconditioned conjugate gradients on H p = b (H given by products ``hv``).
 
-    ``precond(r)`` applies M⁻¹.  Returns p with ‖H p − b‖ ≤ rtol‖b‖, or None when that
-    takes more than ``maxiter`` iterations or H shows a direction of non-positive
-    curvature.  Started from p = 0, every iterate is a descent direction for −b.
+    Started from p = 0, every iterate is a descent direction for −b.
+
+    Parameters
+    ----------
+    hv : callable
+        u -> H u.
+    b : ndarray of shape (d,)
+        Right-hand side.
+    precond : callable
+        r -> M⁻¹ r.
+    rtol : float
+        Stop when ‖H p − b‖ ≤ rtol‖b‖.
+    maxiter : int
+        Most iterations.
+    truncate : bool, default=False
+        What happens at a direction of non-positive curvature or after ``maxiter``
+        iterations: False gives up (p = None); True returns the iterate so far
+        (Steihaug), or the preconditioned residual M⁻¹b at the first iteration.
+
+    Returns
+    -------
+    p : ndarray of shape (d,) or None
+        The solution, or None when the solve gave up.
+    iterations : int
+        Products with H done.
     """
     p = np.zeros_like(b)
     r = b.copy()
     z = precond(r)
     d, rz, bound = z.copy(), float(r @ z), rtol * float(np.linalg.norm(b))
-    for _ in range(maxiter):
+    for k in range(1, maxiter + 1):
         Hd = hv(d)
         curv = float(d @ Hd)
         if not curv > 0:
-            return None
+            return ((z if k == 1 else p) if truncate else None), k
         alpha = rz / curv
         p += alpha * d
         r -= alpha * Hd
         if float(np.linalg.norm(r)) <= bound:
-            return p
+            return p, k
         z = precond(r)
         rz, rz_old = float(r @ z), rz
         d = z + (rz / rz_old) * d
-    return None
+    return (p if truncate else None), maxiter
 
 
 def newton_pcg(obj, x0, tol=1e-12, max_iter=200, max_cg=30, switch=1e-2):
@@ -166,44 +245,36 @@ def newton_pcg(obj, x0, tol=1e-12, max_iter=200, max_cg=30, switch=1e-2):
       is rebuilt only when PCG needs more than ``max_cg`` iterations: one PCG iteration
       costs two sparse products, a Hessian about as much as 30-40 of them.
 
-    Steps are accepted by the Armijo test of :func:`minimize_newton`.  One or two
-    Hessians serve a whole solve (the old solver built one per step).
+    Steps are taken by the driver :func:`newton`.  One or two Hessians serve a whole
+    solve (the old solver built one per step).
     """
-    x = np.array(x0, dtype=np.float64)
-    f, g = obj.value_grad(x)
-    gn = g0 = float(np.linalg.norm(g))
-    fac, it, factorizations, hvps = None, 0, 0, 0
+    state = {"fac": None, "factorizations": 0, "hvps": 0, "g0": None}
 
     def counted(hv):
         def run(u):
-            nonlocal hvps
-            hvps += 1
+            state["hvps"] += 1
             return hv(u)
         return run
 
-    for it in range(1, max_iter + 1):
-        if gn <= tol:
-            it -= 1
-            break
+    def direction(x, g, gn, it):
+        if it == 1:
+            state["g0"] = gn                          # ‖∇f(x⁰)‖
         w = obj.curvature(x)
         hv = counted(obj.hvp_at(x, w))
-        p = None
-        if fac is None and gn > switch * g0 and it <= 4:
+        p, fac = None, state["fac"]
+        if fac is None and gn > switch * state["g0"] and it <= 4:
             diag = obj.hessian_diag(x, w)
             diag = np.where(diag > 0, diag, 1.0)     # λ = 0 and an all-zero column: no scaling
-            p = _pcg(hv, -g, lambda r: r / diag, min(0.5, np.sqrt(gn)), 2 * max_cg)
+            p = pcg(hv, -g, lambda r: r / diag, min(0.5, np.sqrt(gn)), 2 * max_cg)[0]
         elif fac is not None:
-            p = _pcg(hv, -g, lambda r: scipy.linalg.cho_solve(fac, r),
-                     max(min(0.1, gn), 1e-3 * tol / gn), max_cg)
+            p = pcg(hv, -g, lambda r: scipy.linalg.cho_solve(fac, r),
+                    max(min(0.1, gn), 1e-3 * tol / gn), max_cg)[0]
         if p is None:
-            fac = shifted_cholesky(obj.hessian(x, w))
-            factorizations += 1
-            p = -scipy.linalg.cho_solve(fac, g)
-        accepted = armijo_step(obj.value_grad, x, f, g, gn, p)
-        if accepted is None:
-            break
-        x, f, g, gn = accepted
+            state["fac"] = shifted_cholesky(obj.hessian(x, w))
+            state["factorizations"] += 1
+            p = -scipy.linalg.cho_solve(state["fac"], g)
+        return p
+
+    x, f, gn, it = newton(obj.value_grad, direction, x0, tol, max_iter)
     return x, {"grad_norm": gn, "iterations": it, "converged": gn <= tol, "value": float(f),
-               "factorizations": factorizations, "hessian_products": hvps}
-
-
+               "factorizations": state["factorizations"], "hessian_products": state["hvps"]}

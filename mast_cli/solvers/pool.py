@@ -13,41 +13,9 @@ import scipy.linalg
 
 from ..core.pool import PoolObjective
 from ..io.errors import MastError
-from .newton import armijo_step, shifted_cholesky
+from .newton import cholesky_direction, newton, pcg, shifted_cholesky
 
 __all__ = ["solve_pool", "solve_enumerated"]
-
-
-def _cho(H):
-    """Cholesky factor of H, shifted until positive definite (non-convex f)."""
-    return shifted_cholesky(H, rel_shift=1e-10)
-
-
-def _pcg(hvp, b, chol, rtol, maxiter):
-    """Preconditioned CG for H p = b, truncated at negative curvature (Steihaug).
-
-    Returns (p, iterations)."""
-    p = np.zeros_like(b)
-    r = b.copy()
-    z = scipy.linalg.cho_solve(chol, r)
-    dvec = z.copy()
-    rz = float(r @ z)
-    bn = float(np.linalg.norm(b))
-    for k in range(1, maxiter + 1):
-        Hd = hvp(dvec)
-        dHd = float(dvec @ Hd)
-        if dHd <= 0:
-            return (z if k == 1 else p), k
-        alpha = rz / dHd
-        p += alpha * dvec
-        r -= alpha * Hd
-        if np.linalg.norm(r) <= rtol * bn:
-            return p, k
-        z = scipy.linalg.cho_solve(chol, r)
-        rz_new = float(r @ z)
-        dvec = z + (rz_new / rz) * dvec
-        rz = rz_new
-    return p, maxiter
 
 
 def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessian="auto"):
@@ -93,26 +61,20 @@ def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessia
         hessian = "dense" if pool.dense_hessian_ok() else "cg"
     if hessian not in ("dense", "cg"):
         raise MastError(f"unknown hessian mode '{hessian}'; choose auto, dense or cg")
-    x = (pool.v if x0 is None else np.asarray(x0, dtype=np.float64)).copy()
-    f, g = pool.value_grad(x)
-    gn = float(np.linalg.norm(g))
-    it, hvps = 0, 0
-    for it in range(1, max_iter + 1):
-        if gn <= tol:
-            it -= 1
-            break
-        if hessian == "dense":
-            p = -scipy.linalg.cho_solve(_cho(pool.hessian(x)), g)
-        else:
-            p, k = _pcg(lambda u: pool.hessp(x, u), -g, _cho(pool.preconditioner(x)),
-                        rtol=min(0.1, math.sqrt(gn)), maxiter=max(50, 2 * obj.d))
-            hvps += k
-        accepted = armijo_step(pool.value_grad, x, f, g, gn, p)
-        if accepted is None:
-            break
-        x, f, g, gn = accepted
+    x0 = pool.v if x0 is None else np.asarray(x0, dtype=np.float64)
+    hvps = [0]
+    if hessian == "dense":
+        direction = cholesky_direction(pool.hessian, rel_shift=1e-10)
+    else:
+        def direction(x, g, gn, it):
+            chol = shifted_cholesky(pool.preconditioner(x), rel_shift=1e-10)
+            p, k = pcg(lambda u: pool.hessp(x, u), -g, lambda r: scipy.linalg.cho_solve(chol, r),
+                       min(0.1, math.sqrt(gn)), max(50, 2 * obj.d), truncate=True)
+            hvps[0] += k
+            return p
+    x, f, gn, it = newton(pool.value_grad, direction, x0, tol, max_iter)
     return x, {"value": float(f), "grad_norm": gn, "iterations": it, "converged": gn <= tol,
-               "N": pool.N, "hessian": hessian, "hvps": hvps}
+               "N": pool.N, "hessian": hessian, "hvps": hvps[0]}
 
 
 def solve_enumerated(obj, sketch, v, tol=1e-10, x0=None, max_iter=100):
