@@ -46,7 +46,7 @@ import scipy.sparse as sp
 from ..core.kernels import col_mean, logistic_loss, neg_sigmoid, spectral_norm_sq
 from ..core.sketches import MAX_ENUMERATION, PermK, RandK, Sketch
 from ..io.errors import MastError, check
-from ._engine import CHUNK, Recorder, SketchBank, as_columns, streams
+from ._engine import Recorder, SketchBank, as_columns, streams
 
 __all__ = [
     "SPLITS",

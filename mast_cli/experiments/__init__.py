@@ -8,6 +8,9 @@
 - :mod:`~mast_cli.experiments.run` — ``mast run``: the algorithm table and the resumable run.
 - :mod:`~mast_cli.experiments.prune` — ``mast prune``: pruning robustness (Figs. 1, 3, 4).
 - :mod:`~mast_cli.experiments.delta` — the Δ(sparsity) study.
+- :mod:`~mast_cli.experiments.kinds` — the table of experiment kinds (run, prune, delta).
+- :mod:`~mast_cli.experiments.units` — the one resumable unit loop (store, force, progress,
+  joblib/dask).
 - :mod:`~mast_cli.experiments.suite` — ``mast reproduce``: every figure from ``experiments/``.
 
 The names below were the public surface of the former module ``mast_cli.experiments``;

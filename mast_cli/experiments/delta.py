@@ -28,7 +28,7 @@ from ..reference import pool_minimum
 from ..shifts import resolve_shift
 from .problem import load_problem
 
-__all__ = ["DeltaConfig", "validate_delta", "plan_delta_units", "compute_delta_unit"]
+__all__ = ["DeltaConfig", "validate_delta", "plan_delta", "plan_delta_units", "compute_delta_unit"]
 
 
 @dataclass
@@ -59,6 +59,18 @@ def validate_delta(cfg):
     check(np.isfinite(cfg.lam) and cfg.lam >= 0, f"lam {cfg.lam} must be a finite number >= 0")
     for s in cfg.sparsity:
         check(0 <= s < 1, f"sparsity {s} must be in [0, 1)")
+
+
+def plan_delta(cfg):
+    """Validate a Δ study and split it into units (shift × sparsity level).
+
+    Returns
+    -------
+    units : list of (key, spec)
+    context : None
+    """
+    validate_delta(cfg)
+    return plan_delta_units(cfg), None
 
 
 def plan_delta_units(cfg):

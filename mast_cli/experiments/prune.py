@@ -25,7 +25,6 @@ theory steps 1/(L_f L_S^max) of the two coincide, so the two solutions agree.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from dataclasses import dataclass, field
 
@@ -38,16 +37,16 @@ from ..core.sketches import SKETCHES, make_sketch
 from ..core.theory import step_dsgd
 from ..io.data import load_dataset, validation_split
 from ..io.errors import MastError, check
-from ..io.outputs import (CSV_FLOAT_FORMAT, NullProgress, json_default, prepare_out_dir, provenance,
-                          read_results_csv)
-from ..io.store import UnitStore, atomic_write_text, unit_key
+from ..io.outputs import CSV_FLOAT_FORMAT, prepare_out_dir, provenance
+from ..io.store import unit_key
 from ..shifts import resolve_shift
 from ..solvers.newton import solve_erm
 from .config import is_number as number
 from .config import parse_step
+from .units import compute_missing, write_metadata, write_table
 
-__all__ = ["PruneConfig", "validate_prune", "train_mast", "check_prune", "compute_prune_unit", "run_prune",
-           "PRUNE_COLUMNS"]
+__all__ = ["PruneConfig", "validate_prune", "train_mast", "check_prune", "plan_prune", "compute_prune_unit",
+           "run_prune", "PRUNE_COLUMNS"]
 
 PRUNE_COLUMNS = ["formulation", "selection", "sketch", "sparsity", "param", "mask", "test_accuracy",
                  "dense_test_accuracy", "best_iteration"]
@@ -216,28 +215,27 @@ def plan_prune_units(cfg, sha256):
     return units
 
 
+def plan_prune(cfg):
+    """Check a pruning experiment (:func:`check_prune`) and split it into units (one per level).
+
+    Returns
+    -------
+    units : list of (key, spec)
+    context : :func:`check_prune`'s (dataset, training objective, X_val, y_val, x_ERM)
+    """
+    problem = check_prune(cfg)
+    return plan_prune_units(cfg, problem[0].sha256), problem
+
+
 def run_prune(cfg, out, progress_factory=None, force=False):
     """Run a pruning experiment: ``out/pruning.csv`` + ``out/metadata.json`` (resumable)."""
-    import pandas as pd
-
     t0 = time.time()
-    ds, obj, Xval, _, x_erm = check_prune(cfg)
-    units = plan_prune_units(cfg, ds.sha256)
+    units, (ds, obj, Xval, _, x_erm) = plan_prune(cfg)
     out = prepare_out_dir(out)
-    store = UnitStore(out / ".parts")
-    store.clean_temporary()
-    todo = [(k, s) for k, s in units if force or not store.has(k)]
-    ctx = progress_factory(len(todo)) if progress_factory else NullProgress()
-    with ctx as bar:
-        for key, spec in todo:
-            if force:
-                store.discard(key)
-            store.save(key, compute_prune_unit(spec), spec)
-            bar.update(1)
-    table = pd.concat([read_results_csv(store.path(k)) for k, _ in units], ignore_index=True)
-    atomic_write_text(out / "pruning.csv", table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT))
-    meta = {"command": "mast prune", "config": cfg.to_dict(), "dataset": ds.summary(),
-            "n_train": int(obj.n), "n_val": int(Xval.shape[0]), "f_inf": float(obj.value(x_erm)),
-            "wall_time_s": round(time.time() - t0, 3), **provenance()}
-    atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2, default=json_default) + "\n")
+    store = compute_missing(units, out / ".parts", compute_prune_unit, progress_factory, force)
+    table = write_table(store, units, out / "pruning.csv")
+    write_metadata(out / "metadata.json", {
+        "command": "mast prune", "config": cfg.to_dict(), "dataset": ds.summary(),
+        "n_train": int(obj.n), "n_val": int(Xval.shape[0]), "f_inf": float(obj.value(x_erm)),
+        "wall_time_s": round(time.time() - t0, 3), **provenance()})
     return table

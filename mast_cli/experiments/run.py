@@ -19,7 +19,6 @@ is byte-identical whatever the unit size, the interruption points or the order.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -27,21 +26,21 @@ from typing import Callable
 
 import numpy as np
 
+from ..constants import compute_constants
 from ..core.evaluation import eval_sketches
 from ..core.objective import OBJECTIVES
 from ..core.sketches import SKETCHES
-from ..constants import compute_constants
 from ..io.errors import MastError, check
-from ..io.outputs import (CSV_FLOAT_FORMAT, NullProgress, json_default, prepare_out_dir, provenance,
-                          read_results_csv)
-from ..io.store import UnitStore, atomic_write_text, unit_key
+from ..io.outputs import CSV_FLOAT_FORMAT, prepare_out_dir, provenance
+from ..io.store import unit_key
 from ..shifts import resolve_shift
 from . import alg1, alg23
 from .config import RunConfig, is_number, parse_step, sketch_names
 from .problem import load_problem
 from .trajectories import history_frame, make_metrics
+from .units import compute_missing, write_metadata, write_table
 
-__all__ = ["Algorithm", "ALGORITHMS", "validate_config", "expand_trajectories", "plan_run_units",
+__all__ = ["Algorithm", "ALGORITHMS", "validate_config", "plan_run", "expand_trajectories", "plan_run_units",
            "compute_run_unit", "run_metadata", "run_experiment"]
 
 
@@ -118,6 +117,21 @@ def validate_config(cfg):
         for b in cfg.batch_size:
             check(b == "n" or (isinstance(b, (int, float)) and float(b).is_integer() and b >= 1),
                   f"batch size {b} must be an integer >= 1 or 'n'")
+
+
+def plan_run(cfg):
+    """Validate a run and split it into units; every error is raised before work starts.
+
+    Returns
+    -------
+    units : list of (key, spec)
+    context : (Problem, list of trajectories)
+    """
+    validate_config(cfg)
+    problem = load_problem(cfg.dataset, cfg.objective, cfg.lam)
+    resolve_shift(cfg.shift, problem)
+    trajs = expand_trajectories(cfg, problem)
+    return plan_run_units(cfg, problem, trajs), (problem, trajs)
 
 
 def expand_trajectories(cfg, problem):
@@ -198,27 +212,11 @@ def run_experiment(cfg, out, progress_factory=None, force=False):
     pandas.DataFrame
         The trajectories table that was written.
     """
-    import pandas as pd
-
-    validate_config(cfg)
     t0 = time.time()
-    problem = load_problem(cfg.dataset, cfg.objective, cfg.lam)
-    resolve_shift(cfg.shift, problem)
-    trajs = expand_trajectories(cfg, problem)
-    units = plan_run_units(cfg, problem, trajs)
+    units, (problem, trajs) = plan_run(cfg)
     out = prepare_out_dir(out)
-    store = UnitStore(out / ".parts")
-    store.clean_temporary()
-    todo = [(k, s) for k, s in units if force or not store.has(k)]
-    total = cfg.iters * sum(s["stop"] - s["start"] for _, s in todo)
-    ctx = progress_factory(total) if progress_factory else NullProgress()
-    with ctx as bar:
-        for key, spec in todo:
-            if force:
-                store.discard(key)
-            store.save(key, compute_run_unit(spec, bar.update), spec)
-    table = pd.concat([read_results_csv(store.path(k)) for k, _ in units], ignore_index=True)
-    atomic_write_text(out / "trajectories.csv", table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT))
-    meta = run_metadata(cfg, problem, trajs, len(units), time.time() - t0)
-    atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2, default=json_default) + "\n")
+    store = compute_missing(units, out / ".parts", compute_run_unit, progress_factory, force,
+                            work=lambda spec: cfg.iters * (spec["stop"] - spec["start"]))
+    table = write_table(store, units, out / "trajectories.csv")
+    write_metadata(out / "metadata.json", run_metadata(cfg, problem, trajs, len(units), time.time() - t0))
     return table

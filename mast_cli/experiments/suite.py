@@ -22,24 +22,18 @@ dask.distributed cluster (``--scheduler``) through the same joblib code path.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io.data import load_dataset
 from ..io.errors import MastError
-from ..io.outputs import CSV_FLOAT_FORMAT, NullProgress, check_out_path, json_default, prepare_out_dir, provenance
-from ..io.outputs import read_results_csv
+from ..io.outputs import NullProgress, check_out_path, prepare_out_dir
 from ..io.store import UnitStore, atomic_write_text
 from ..plotting import METRIC_LABELS, PLOTTERS
-from ..shifts import resolve_shift
-from .config import EXPERIMENT_FILE_KEYS, RunConfig
-from .delta import DeltaConfig, compute_delta_unit, plan_delta_units, validate_delta
-from .problem import load_problem
-from .prune import PruneConfig, check_prune, compute_prune_unit, plan_prune_units
-from .run import compute_run_unit, expand_trajectories, plan_run_units, run_metadata, validate_config
+from .config import EXPERIMENT_FILE_KEYS
+from .kinds import KINDS, compute_unit, kind_of
+from .units import parallel_backend, pending, run_units, write_metadata, write_table
 
 __all__ = ["Experiment", "load_suite", "plan_suite", "compute_unit", "reproduce", "KINDS",
            "default_experiments_dir"]
@@ -63,19 +57,6 @@ class Experiment:
     source: str = ""
 
 
-def _config_class(kind):
-    if kind == "run":
-        return RunConfig
-    if kind == "prune":
-        return PruneConfig
-    if kind == "delta":
-        return DeltaConfig
-    raise MastError(f"unknown experiment kind '{kind}'; choose run, prune or delta")
-
-
-KINDS = ("run", "prune", "delta")
-
-
 def load_experiment(path, dataset=None, overrides=None):
     """Read one experiment TOML file; ``dataset`` replaces its dataset."""
     path = Path(path)
@@ -87,7 +68,7 @@ def load_experiment(path, dataset=None, overrides=None):
     if unknown:
         raise MastError(f"experiment file '{path}': unknown key '{sorted(unknown)[0]}'")
     kind = raw.get("kind", "run")
-    cls = _config_class(kind)
+    cls = kind_of(kind).config
     metric = raw.get("metric", "erm_loss")
     if kind == "run":
         if metric not in METRIC_LABELS:
@@ -123,96 +104,24 @@ def load_suite(folder=None, dataset=None, only=None, overrides=None):
     return [load_experiment(f, dataset, overrides) for f in files]
 
 
-def _validate_and_plan(exp):
-    """(units, context) of one experiment; every error is raised before work starts."""
-    if exp.kind == "run":
-        validate_config(exp.config)
-        problem = load_problem(exp.config.dataset, exp.config.objective, exp.config.lam)
-        resolve_shift(exp.config.shift, problem)
-        trajs = expand_trajectories(exp.config, problem)
-        return plan_run_units(exp.config, problem, trajs), (problem, trajs)
-    if exp.kind == "prune":
-        ds = check_prune(exp.config)[0]
-        return plan_prune_units(exp.config, ds.sha256), None
-    validate_delta(exp.config)
-    return plan_delta_units(exp.config), None
-
-
 def plan_suite(experiments):
     """Units of every experiment: list of (experiment, [(key, spec)], context)."""
-    return [(exp, *_validate_and_plan(exp)) for exp in experiments]
+    return [(exp, *kind_of(exp.kind).plan(exp.config)) for exp in experiments]
 
 
-def compute_unit(spec):
-    """Compute one unit (any kind) and return its CSV text.  Picklable entry point."""
-    kind = spec["kind"]
-    if kind == "run":
-        return compute_run_unit(spec)
-    if kind == "prune":
-        return compute_prune_unit(spec)
-    if kind == "delta":
-        return compute_delta_unit(spec)
-    raise MastError(f"unknown unit kind '{kind}'")
-
-
-def _compute_and_store(root, key, spec):
-    """Worker task: compute a unit and publish it atomically; returns its key."""
-    UnitStore(root).save(key, compute_unit(spec), spec)
-    return key
-
-
-RESULT_FILES = {"run": "trajectories.csv", "prune": "pruning.csv", "delta": "delta.csv"}
+RESULT_FILES = {name: kind.result_file for name, kind in KINDS.items()}
 
 
 def assemble(exp, units, context, results_root, wall_time):
     """Concatenate an experiment's unit results into its CSV + metadata.json."""
-    import pandas as pd
-
+    kind = kind_of(exp.kind)
     folder = Path(results_root) / exp.name
-    store = UnitStore(folder)
-    table = pd.concat([read_results_csv(store.path(k)) for k, _ in units], ignore_index=True)
-    atomic_write_text(folder / RESULT_FILES[exp.kind], table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT))
-    if exp.kind == "run":
-        problem, trajs = context
-        meta = run_metadata(exp.config, problem, trajs, len(units), wall_time)
-        meta["command"] = "mast reproduce"
-    else:
-        meta = {"command": "mast reproduce", "config": exp.config.to_dict(), **provenance()}
-        if exp.kind == "prune":
-            meta["dataset"] = load_dataset(exp.config.dataset).summary()
+    write_table(UnitStore(folder), units, folder / kind.result_file)
+    meta = kind.metadata(exp.config, units, context, wall_time)
     meta.update({"experiment": exp.name, "figure": exp.figure, "caption": exp.caption,
                  "experiment_file": exp.source})
-    atomic_write_text(folder / "metadata.json", json.dumps(meta, indent=2, default=json_default) + "\n")
+    write_metadata(folder / "metadata.json", meta)
     return folder
-
-
-def _backend(jobs, scheduler):
-    """A context manager selecting joblib's backend: local processes or a dask cluster."""
-    import contextlib
-
-    import joblib
-
-    if scheduler is None:
-        return contextlib.nullcontext(), jobs
-    try:
-        from dask.distributed import Client
-    except ImportError:
-        raise MastError("--scheduler needs dask.distributed: pip install '.[dask]'") from None
-    try:
-        client = Client(scheduler, timeout="10s") if isinstance(scheduler, str) else scheduler
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise MastError(f"cannot reach the dask scheduler at '{scheduler}': {exc}") from None
-
-    @contextlib.contextmanager
-    def ctx():
-        try:
-            with joblib.parallel_config(backend="dask"):
-                yield
-        finally:
-            if isinstance(scheduler, str):
-                client.close()
-
-    return ctx(), -1
 
 
 def reproduce(experiments, results_root="results", plots_root="plots", jobs=1, scheduler=None,
@@ -235,42 +144,24 @@ def reproduce(experiments, results_root="results", plots_root="plots", jobs=1, s
     -------
     dict with ``units_total``, ``units_run``, ``wall_time_s``, ``figures`` (paths).
     """
-    from joblib import Parallel, delayed
-
     t0 = time.time()
     plan = plan_suite(experiments)
     results_root = Path(results_root)
     if plot:
         check_out_path(plots_root)                   # refused before any unit is computed
-    backend, n_jobs = _backend(jobs, scheduler)     # an unreachable scheduler writes nothing
+    backend, n_jobs = parallel_backend(jobs, scheduler)     # an unreachable scheduler writes nothing
     prepare_out_dir(results_root)
-    tasks = []
-    for exp, units, _ in plan:
-        store = UnitStore(results_root / exp.name)
-        store.clean_temporary()
-        for key, spec in units:
-            if force:
-                store.discard(key)
-            if not store.has(key):
-                tasks.append((str(store.root), key, spec))
+    tasks = [t for exp, units, _ in plan for t in pending(UnitStore(results_root / exp.name), units, force)]
     total = sum(len(u) for _, u, _ in plan)
-    ctx = progress_factory(len(tasks)) if progress_factory else NullProgress()
-    with ctx as bar, backend:
+    with (progress_factory(len(tasks)) if progress_factory else NullProgress()) as bar, backend:
         if tasks:
-            if n_jobs == 1 and scheduler is None:
-                for root, key, spec in tasks:
-                    _compute_and_store(root, key, spec)
-                    bar.update(1)
-            else:
-                par = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-                for _ in par(delayed(_compute_and_store)(*t) for t in tasks):
-                    bar.update(1)
+            run_units(tasks, compute_unit, bar, n_jobs, scheduler is not None, force)
     figures = []
     for exp, units, context in plan:
         folder = assemble(exp, units, context, results_root, time.time() - t0)
         if plot:
-            fname = RESULT_FILES[exp.kind]
-            figures += PLOTTERS[fname](folder, metric=exp.metric, out=plots_root, name=exp.name)
+            plotter = PLOTTERS[kind_of(exp.kind).result_file]
+            figures += plotter(folder, metric=exp.metric, out=plots_root, name=exp.name)
     if plot:
         write_plots_readme(plan, plots_root)
     return {"units_total": total, "units_run": len(tasks), "wall_time_s": time.time() - t0,
