@@ -98,3 +98,19 @@ def test_prune_config_file_takes_prune_keys(tmp_path):
     df = pd.read_csv(tmp_path / "o" / "pruning.csv")
     assert set(df["mask"]) == {0, 1, 2}
     assert {"dropout-scaled", "dropout-unscaled"} <= set(df.formulation)
+
+
+def test_gaussian_param_is_sigma_as_in_run_rows():
+    """A Gaussian sketch's ``param`` is its σ in prune rows, as in mast run rows (it was NaN)."""
+    from mast_cli.experiments.prune import PruneConfig, compute_prune_unit, plan_prune
+    from mast_cli.experiments.trajectories import sketch_param
+    from mast_cli.io.outputs import read_results_csv
+    from mast_cli.sketches import make_sketch
+
+    cfg = PruneConfig(dataset="a1a", sketch="gaussian", sparsity=[0.5], masks=2, iters=5, step="0.1")
+    (_, spec), = plan_prune(cfg)[0]
+    rows = read_results_csv(compute_prune_unit(spec))
+    sigma = make_sketch("gaussian", 119, sparsity=0.5).params()["sigma"]
+    assert np.isfinite(sigma) and sigma > 0
+    assert (rows["param"] == sigma).all()
+    assert sketch_param(make_sketch("gaussian", 119, sparsity=0.5)) == sigma

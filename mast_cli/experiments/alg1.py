@@ -9,7 +9,7 @@ from ..reference import pool_minimum
 from ..io.outputs import mast_loss_key
 from ..shifts import resolve_shift
 from .config import parse_step
-from .trajectories import sketch_levels, sketch_param
+from .trajectories import level_representatives, sketch_levels, sketch_param
 
 __all__ = ["expand_dsgd", "run_dsgd", "metadata_dsgd", "mast_loss_reference"]
 
@@ -71,11 +71,8 @@ def mast_loss_reference(cfg, problem, trajs):
     if cfg.eval_sketches == 0:
         return {}
     v = resolve_shift(cfg.shift, problem)
-    out, seen = {}, set()
-    for t in trajs:
-        if t["level"] in seen:
-            continue
-        seen.add(t["level"])
+    out = {}
+    for t in level_representatives(trajs):
         S = eval_sketches(t["sketch_obj"], cfg.eval_sketches)
         out[mast_loss_key(t["sketch"], t["sparsity"])] = pool_minimum(problem.obj, S, v)[1]
     return {"mast_loss_inf": out}

@@ -36,7 +36,7 @@ from ..io.errors import MastError, check
 from ..shifts import resolve_shift
 from ..solvers.pool import solve_pool
 from .config import parse_step, sketch_names
-from .trajectories import make_metrics, sketch_levels, sketch_param
+from .trajectories import level_representatives, make_metrics, sketch_levels, sketch_param
 
 __all__ = ["SPLIT_SEED", "POOL_SEED", "worker_split", "sketch_pool", "pool_minimizer", "expand_distributed",
            "run_distributed", "metadata_distributed", "expand_vr", "run_vr", "metadata_vr"]
@@ -181,11 +181,8 @@ def run_distributed(problem, cfg, trajs, v, metrics_fn, progress):
 def metadata_distributed(cfg, problem, trajs):
     M = _workers(cfg, problem.obj)
     split = worker_split(problem, M, cfg.split)
-    levels, seen = [], set()
-    for t in trajs:
-        if t["level"] in seen:
-            continue
-        seen.add(t["level"])
+    levels = []
+    for t in level_representatives(trajs):
         ws = t["worker_sketches"]
         levels.append({
             "worker_sketches": [compute_constants(problem.obj, sk, x_star=problem.x_star, draws=200)
@@ -332,11 +329,8 @@ def run_vr(problem, cfg, trajs, v, metrics_fn, progress):
 
 def metadata_vr(cfg, problem, trajs):
     v = resolve_shift(cfg.shift, problem)
-    levels, seen = [], set()
-    for t in trajs:
-        if t["level"] in seen:
-            continue
-        seen.add(t["level"])
+    levels = []
+    for t in level_representatives(trajs):
         sk = t["sketch_obj"]
         S, w = _pool(cfg, sk)
         x_pool, info = pool_minimizer(problem, v, sk, cfg)

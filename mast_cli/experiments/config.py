@@ -14,12 +14,20 @@ from pathlib import Path
 
 from ..io.errors import MastError, check
 
-__all__ = ["RunConfig", "CONFIG_KEYS", "EXPERIMENT_FILE_KEYS", "load_config_file", "parse_step",
+__all__ = ["Config", "RunConfig", "CONFIG_KEYS", "EXPERIMENT_FILE_KEYS", "load_config_file", "parse_step",
            "is_number", "sketch_names"]
 
 
+class Config:
+    """Base of the experiment configs (dataclasses): ``to_dict`` for specs and metadata."""
+
+    def to_dict(self):
+        """The fields as a plain dict (JSON-ready, picklable)."""
+        return dataclasses.asdict(self)
+
+
 @dataclass
-class RunConfig:
+class RunConfig(Config):
     """One experiment: what ``mast run`` options and TOML files describe.
 
     List-valued fields are swept (their product gives the trajectories).
@@ -57,10 +65,8 @@ class RunConfig:
         return list(range(int(self.seeds)))
 
     def effective_log_every(self):
+        """Log every ``log_every`` steps (default: T/100, at least 1)."""
         return self.log_every or max(1, self.iters // 100)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 CONFIG_KEYS = {f.name for f in dataclasses.fields(RunConfig)}

@@ -26,13 +26,14 @@ from ..io.outputs import CSV_FLOAT_FORMAT
 from ..io.store import unit_key
 from ..reference import pool_minimum
 from ..shifts import resolve_shift
+from .config import Config
 from .problem import load_problem
 
 __all__ = ["DeltaConfig", "validate_delta", "plan_delta", "plan_delta_units", "compute_delta_unit"]
 
 
 @dataclass
-class DeltaConfig:
+class DeltaConfig(Config):
     """The Δ(sparsity) study (experiment kind ``delta``)."""
 
     dataset: str = "a1a"
@@ -45,10 +46,6 @@ class DeltaConfig:
     shifts: list = field(default_factory=lambda: ["zero"])
     masks: int = 0
 
-    def to_dict(self):
-        import dataclasses
-
-        return dataclasses.asdict(self)
 
 
 def validate_delta(cfg):

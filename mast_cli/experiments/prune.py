@@ -42,7 +42,8 @@ from ..io.store import unit_key
 from ..shifts import resolve_shift
 from ..solvers.newton import solve_erm
 from .config import is_number as number
-from .config import parse_step
+from .config import Config, parse_step
+from .trajectories import sketch_param
 from .units import compute_missing, write_metadata, write_table
 
 __all__ = ["PruneConfig", "validate_prune", "train_mast", "check_prune", "plan_prune", "compute_prune_unit",
@@ -53,7 +54,7 @@ PRUNE_COLUMNS = ["formulation", "selection", "sketch", "sparsity", "param", "mas
 
 
 @dataclass
-class PruneConfig:
+class PruneConfig(Config):
     """A pruning-robustness experiment (``mast prune`` options / TOML keys)."""
 
     dataset: str = "a1a"
@@ -72,10 +73,6 @@ class PruneConfig:
     #: with test-time weight scaling p·x̃ ("dropout-scaled") and without ("dropout-unscaled")
     dropout_baseline: bool = False
 
-    def to_dict(self):
-        import dataclasses
-
-        return dataclasses.asdict(self)
 
 
 def validate_prune(cfg):
@@ -151,8 +148,7 @@ def compute_prune_unit(spec):
     Xt, yt = ds.X_test, ds.y_test
     ones = np.ones((1, obj.d))
     frames = []
-    param = next((float(val) for key, val in sk.params().items() if key in ("p", "k", "workers")),
-                 float("nan"))
+    param = sketch_param(sk)        # σ for a Gaussian sketch, as in mast run rows
     models = [("erm", "exact", x_erm, -1), ("mast", "last", x_last, cfg.iters),
               ("mast", "best_val", x_best, best_it)]
     if cfg.dropout_baseline and s > 0:

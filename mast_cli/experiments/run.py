@@ -37,7 +37,7 @@ from ..shifts import resolve_shift
 from . import alg1, alg23
 from .config import RunConfig, is_number, parse_step, sketch_names
 from .problem import load_problem
-from .trajectories import history_frame, make_metrics
+from .trajectories import history_frame, level_representatives, make_metrics
 from .units import compute_missing, write_metadata, write_table
 
 __all__ = ["Algorithm", "ALGORITHMS", "validate_config", "plan_run", "expand_trajectories", "plan_run_units",
@@ -176,11 +176,8 @@ def compute_run_unit(spec, progress=None):
 
 def run_metadata(cfg, problem, trajs, n_units, wall_time):
     """metadata.json content of a run: config, constants per level, dataset, provenance."""
-    levels, seen = [], set()
-    for t in trajs:
-        if t["level"] not in seen:
-            seen.add(t["level"])
-            levels.append(compute_constants(problem.obj, t["sketch_obj"], x_star=problem.x_star))
+    levels = [compute_constants(problem.obj, t["sketch_obj"], x_star=problem.x_star)
+              for t in level_representatives(trajs)]
     return {
         "command": "mast run",
         "config": cfg.to_dict(),

@@ -13,7 +13,7 @@ from ..core.kernels import col_mean, col_sum
 from ..core.sketches import make_sketch
 from .config import sketch_names
 
-__all__ = ["sketch_levels", "sketch_param", "make_metrics", "TRAJ_COLUMNS", "history_frame"]
+__all__ = ["level_representatives", "sketch_levels", "sketch_param", "make_metrics", "TRAJ_COLUMNS", "history_frame"]
 
 
 def sketch_levels(cfg, d):
@@ -122,3 +122,13 @@ def history_frame(cfg, trajs, hist, extra_cols=None):
     df = pd.concat(frames, ignore_index=True)
     cols = [c for c in TRAJ_COLUMNS if c in df.columns] + [c for c in df.columns if c not in TRAJ_COLUMNS]
     return df[cols]
+
+
+def level_representatives(trajs):
+    """The first trajectory of each sketch level, in order (for per-level metadata)."""
+    seen, out = set(), []
+    for t in trajs:
+        if t["level"] not in seen:
+            seen.add(t["level"])
+            out.append(t)
+    return out
