@@ -16,7 +16,8 @@ import numpy as np
 
 from ..io.errors import check
 
-__all__ = ["as_columns", "CHUNK", "streams", "SketchBank", "RowBank", "History", "Recorder", "log_iterations"]
+__all__ = ["as_columns", "CHUNK", "streams", "SketchBank", "RowBank", "History", "Recorder", "log_iterations",
+           "run_steps"]
 
 #: Steps drawn ahead per trajectory (fixed: the draws must not depend on the batch).
 CHUNK = 32
@@ -200,3 +201,45 @@ def as_columns(x, d, R):
         return np.repeat(x[:, None], R, axis=1)
     check(x.shape == (d, R), f"expected shape ({d}, {R}), got {x.shape}")
     return x.copy()
+
+
+def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=None):
+    """The engine loop of every algorithm: step, divergence check, logging, progress.
+
+    For t = 0, …, T − 1: ``step(X, t, alive)`` applies the algorithm's update x_t → x_{t+1}
+    to the (d, R) array ``X`` in place (columns with ``alive`` False must not move: the
+    step multiplies its step sizes by ``alive``); then non-finite columns are marked
+    diverged, metrics are logged at the log points, and ``progress(1)`` is called.
+
+    Parameters
+    ----------
+    step : callable
+        (X, t, alive) -> None, the paper's update (Algorithm 1, 2 or 3).
+    X : ndarray of shape (d, R)
+        The starting points x⁰, one column per trajectory (updated in place).
+    iters : int
+        Number of steps T.
+    log_every : int
+        Log metrics every this many steps (and at 0 and T).
+    metrics_fn : callable, optional
+        X -> dict of ndarray of shape (R,).
+    progress : callable, optional
+        Called with 1 after every step.
+    extra : callable, optional
+        () -> dict of algorithm-specific arrays stored in the history.
+
+    Returns
+    -------
+    History
+        The logged metrics, last finite iterates and divergence iterations.
+    """
+    rec = Recorder(X, iters, log_every, metrics_fn)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        rec.log(X, 0)
+        for t in range(iters):
+            step(X, t, rec.alive)
+            rec.check(X, t + 1)
+            rec.log(X, t + 1)
+            if progress is not None:
+                progress(1)
+    return rec.history(extra() if extra is not None else None)

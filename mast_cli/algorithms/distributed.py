@@ -46,7 +46,7 @@ import scipy.sparse as sp
 from ..core.kernels import col_mean, logistic_loss, neg_sigmoid, spectral_norm_sq
 from ..core.sketches import MAX_ENUMERATION, PermK, RandK, Sketch
 from ..io.errors import MastError, check
-from ._engine import Recorder, SketchBank, as_columns, streams
+from ._engine import SketchBank, as_columns, run_steps, streams
 
 __all__ = [
     "SPLITS",
@@ -336,15 +336,8 @@ def distributed_dsgd(obj, partition, worker_sketches, steps, seeds, iters, x0=No
     X = V.copy() if x0 is None else as_columns(x0, d, R)
     gam = np.asarray(steps, dtype=np.float64).reshape(R)
     bank = SketchBank(joint, [streams(s)[0] for s in np.asarray(seeds).reshape(R)])
-    rec = Recorder(X, iters, log_every, metrics_fn)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        rec.log(X, 0)
-        for t in range(iters):
-            S = bank.next()                                  # (M, d, R)
-            G = split.sketched_grad(X, V, S)
-            X -= (gam * rec.alive) * G
-            rec.check(X, t + 1)
-            rec.log(X, t + 1)
-            if progress is not None:
-                progress(1)
-    return rec.history({"split": split})
+    def step(X, t, alive):
+        S = bank.next()                                  # (M, d, R)
+        X -= (gam * alive) * split.sketched_grad(X, V, S)
+
+    return run_steps(step, X, iters, log_every, metrics_fn, progress, lambda: {"split": split})

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine import Recorder, RowBank, SketchBank, as_columns, streams
+from ._engine import RowBank, SketchBank, as_columns, run_steps, streams
 
 __all__ = ["dsgd"]
 
@@ -81,24 +81,19 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
         sub = np.flatnonzero(~full)
         if sub.size:
             rows = RowBank(obj.n, [int(taus[r]) for r in sub], [rngs[r][1] for r in sub], sampling, q)
-    rec = Recorder(X, iters, log_every, metrics_fn)
     grad = obj.grad if dtype is None and threads == 1 else (lambda Y: obj.grad(Y, dtype=dtype, threads=threads))
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        rec.log(X, 0)
-        for t in range(iters):
-            S = bank.next()                      # (d, R)
-            Y = v + S * (X - v)
-            if rows is None:
-                G = grad(Y)
-            elif not full.any():
-                G = obj.grad_rows(Y, *rows.next())
-            else:
-                G = np.empty_like(Y)
-                G[:, full] = grad(Y[:, full])
-                G[:, sub] = obj.grad_rows(Y[:, sub], *rows.next())
-            X -= (gam * rec.alive) * (S * G)
-            rec.check(X, t + 1)
-            rec.log(X, t + 1)
-            if progress is not None:
-                progress(1)
-    return rec.history()
+
+    def step(X, t, alive):
+        S = bank.next()                          # (d, R)
+        Y = v + S * (X - v)
+        if rows is None:
+            G = grad(Y)
+        elif not full.any():
+            G = obj.grad_rows(Y, *rows.next())
+        else:
+            G = np.empty_like(Y)
+            G[:, full] = grad(Y[:, full])
+            G[:, sub] = obj.grad_rows(Y[:, sub], *rows.next())
+        X -= (gam * alive) * (S * G)
+
+    return run_steps(step, X, iters, log_every, metrics_fn, progress)

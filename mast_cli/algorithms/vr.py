@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..io.errors import MastError, check
-from ._engine import CHUNK, Recorder, as_columns, streams
+from ._engine import CHUNK, as_columns, run_steps, streams
 
 __all__ = ["l_svrdsg", "pool_value_grad", "draw_ref_batches", "check_pool_weights"]
 
@@ -230,24 +230,21 @@ def l_svrdsg(obj, pool, steps, seeds, iters, ref_prob, ref_batch=None, x0=None, 
     W = X.copy()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         G = reference(W, *bank.initial())
-        refreshes = np.zeros(R, dtype=np.int64)
-        rec = Recorder(X, iters, log_every, metrics_fn)
-        rec.log(X, 0)
-        cols = np.arange(R)
-        for t in range(iters):
-            j, fire, (tr, jj, ww) = bank.next()
-            S = sketches(cols, j)                                   # (d, R)
-            Y = np.concatenate([V + S * (X - V), V + S * (W - V)], axis=1)
-            Gc = obj.grad(Y)                                        # one product on 2R columns
-            g = S * Gc[:, :R] - S * Gc[:, R:] + G
-            if fire.any():
-                W[:, fire] = X[:, fire]                             # w_{t+1} = x_t
-            X -= (gam * rec.alive) * g
-            if fire.any():
-                G[:, fire] = reference(W, tr, jj, ww)
-                refreshes += fire
-            rec.check(X, t + 1)
-            rec.log(X, t + 1)
-            if progress is not None:
-                progress(1)
-    return rec.history({"W": W.copy(), "refreshes": refreshes})
+    refreshes = np.zeros(R, dtype=np.int64)
+    cols = np.arange(R)
+
+    def step(X, t, alive):
+        j, fire, (tr, jj, ww) = bank.next()
+        S = sketches(cols, j)                                   # (d, R)
+        Y = np.concatenate([V + S * (X - V), V + S * (W - V)], axis=1)
+        Gc = obj.grad(Y)                                        # one product on 2R columns
+        g = S * Gc[:, :R] - S * Gc[:, R:] + G
+        if fire.any():
+            W[:, fire] = X[:, fire]                             # w_{t+1} = x_t
+        X -= (gam * alive) * g
+        if fire.any():
+            G[:, fire] = reference(W, tr, jj, ww)
+            refreshes[fire] += 1
+
+    return run_steps(step, X, iters, log_every, metrics_fn, progress,
+                     lambda: {"W": W.copy(), "refreshes": refreshes})
