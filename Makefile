@@ -8,11 +8,12 @@ QUICK  ?=
 JOBS   ?= 2
 PYTEST  = $(BIN)/python -m pytest
 
-.PHONY: install run test verify bench reproduce clean help
+.PHONY: install run test fuzz verify bench reproduce clean help
 
 help:
 	@echo "make run        install, run a short experiment on bundled data, draw its figure"
 	@echo "make test       install, run the test suite (CI runs exactly this)"
+	@echo "make fuzz       property-based fuzzing of the CLI (FUZZ_EXAMPLES per test, default 700)"
 	@echo "make verify     full numerical check of every lemma/theorem on all bundled datasets"
 	@echo "make bench      performance benchmarks (QUICK=1 for a 1-minute version)"
 	@echo "make reproduce  every paper figure (DATASET=a9a by default; DATASET=a5a downloads)"
@@ -37,6 +38,15 @@ run: install
 test: install
 	$(PYTEST) -q -m "not slow"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# Property-based fuzzing (tests/test_fuzz.py, hypothesis): generated LIBSVM files, option values
+# and TOML files through the CLI; FUZZ_EXAMPLES per test (3 tests), then the outcome counts.
+FUZZ_EXAMPLES ?= 700
+fuzz: install
+	MAST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MAST_FUZZ_REPORT=.fuzz-counts.json $(PYTEST) -q -p no:cacheprovider tests/test_fuzz.py
+	@$(BIN)/python -c "import json; c = json.load(open('.fuzz-counts.json')); \
+	  print('fuzz cases:', sum(v for k, v in c.items() if not k.endswith('compared')), '|', \
+	        ', '.join(f'{k} {v}' for k, v in sorted(c.items())), '| properties violated: 0')"
 
 # Full numerical check of every lemma/theorem (`mast verify`, default battery) on every bundled
 # dataset, then the slow verify tests.  Fails if any check is violated.  (`make test` runs the

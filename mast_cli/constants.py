@@ -80,6 +80,8 @@ def compute_constants(obj, sketch=None, x_star=None, rng=None, draws=1000):
         "n": int(obj.n), "d": int(obj.d), "lam": obj.lam, "objective": obj.name,
         "L_f": L_f, "mu_f": float(obj.mu), "L_max": float(obj.smoothness_per_sample().max()),
         "f_inf": float(obj.value(x_star)), "grad_norm_at_x_star": float(info["grad_norm"]),
+        "grad_tol_at_x_star": float(info.get("grad_tol", 1e-10)),
+        **({"minimizer": info["minimizer"]} if "minimizer" in info else {}),
     }
     if sketch is not None:
         rng = np.random.default_rng(0) if rng is None else rng

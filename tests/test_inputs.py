@@ -105,3 +105,178 @@ def test_explicit_zeros_are_not_counted(write):
     p = write("zeros.svm", "+1 1:0 2:1 3:0.0\n-1 1:1 2:-0 3:0\n+1 3:2\n")
     ds = load_dataset(str(p))
     assert ds.nnz == 3 and np.all(ds.X.data != 0)
+
+
+# --- 1: unconverged solves are never reported as exact ------------------------------------------
+def _f(X, y, lam, x):
+    z = y * (X @ x)
+    return float(np.mean(np.logaddexp(0.0, -z)) + 0.5 * lam * x @ x)
+
+
+def test_unscaled_feature_gets_the_certified_minimum(write):
+    p = write("unscaled.svm", UNSCALED)
+    code, out = _mast("constants", "-d", p, "--json")
+    assert code == 0, out
+    res = json.loads(out)
+    assert res["grad_norm_at_x_star"] <= res["grad_tol_at_x_star"] <= 1e-10
+    # the issue's point (1.18523101, −0.68188822) has f = 0.46625...: the minimum is not above it
+    from mast_cli.io.data import load_dataset
+
+    ds = load_dataset(str(p))
+    assert res["f_inf"] <= _f(ds.X, ds.y, 1e-3, np.array([1.18523101, -0.68188822])) + 1e-12
+    assert res["f_inf"] < 0.4700           # the unconverged value was 0.47748
+
+
+def test_uncertified_solve_stops_with_the_gradient_norm(monkeypatch):
+    """If even the safeguarded retry fails, every consumer stops with exit 2 naming ‖∇‖."""
+    from mast_cli.solvers import certify
+
+    monkeypatch.setattr(certify, "robust_newton",
+                        lambda vg, h, hp, x0, tol, max_iter=600: (x0, {"grad_norm": 66.45}))
+    monkeypatch.setattr(certify, "CERT_TOL", 1e-30)
+    from mast_cli.experiments.problem import load_problem
+
+    load_problem.cache_clear()
+    for args in (["constants", "-d", "heart_scale"],
+                 ["run", "-d", "heart_scale", "--iters", "5", "--seeds", "1", "-q", "-o", "unused-out"]):
+        code, out = _mast(*args)
+        _one_line_error(code, out, "did not converge", "‖∇‖ =")
+    load_problem.cache_clear()
+
+
+def test_pool_solve_is_certified():
+    from mast_cli.core.objective import make_objective
+    from mast_cli.io.data import load_dataset
+    from mast_cli.solvers.pool import solve_pool
+
+    ds = load_dataset("heart_scale")
+    obj = make_objective("logreg", ds.X, ds.y, 1e-3)
+    S = np.random.default_rng(0).binomial(1, 0.5, size=(16, obj.d)) / 0.5
+    x, info = solve_pool(obj, S, np.zeros(obj.d))
+    assert info["certified"] and info["grad_norm"] <= info["grad_tol"] <= 1e-10
+
+
+# --- 2: λ = 0 without a minimizer ------------------------------------------------------------
+def test_lambda_zero_on_separable_data_refused(write):
+    p = write("sep.svm", SEPARABLE)
+    code, out = _mast("constants", "-d", p, "--lam", "0")
+    _one_line_error(code, out, "separable", "no minimizer")
+    code, out = _mast("run", "-d", p, "--lam", "0", "--iters", "5", "--seeds", "1", "-q", "-o", p.parent / "o")
+    _one_line_error(code, out, "separable")
+    assert not (p.parent / "o").exists()
+
+
+def test_lambda_zero_rank_deficient_reports_minimum_norm(write):
+    # columns 1 and 2 are equal: minimizers form a line; the minimum-norm one has x1 = x2
+    p = write("rd.svm", "+1 1:1 2:1\n-1 1:1 2:1\n+1 1:-1 2:-1\n-1 1:2 2:2\n+1 1:0.5 2:0.5\n")
+    code, out = _mast("constants", "-d", p, "--lam", "0", "--json")
+    assert code == 0, out
+    res = json.loads(out)
+    assert res["minimizer"] == "minimum-norm"
+    from mast_cli.core.objective import make_objective
+    from mast_cli.io.data import load_dataset
+    from mast_cli.solvers.newton import solve_erm
+
+    ds = load_dataset(str(p))
+    x, info = solve_erm(make_objective("logreg", ds.X, ds.y, 0.0))
+    assert abs(x[0] - x[1]) <= 1e-10 * max(1, abs(x[0]))
+
+
+# --- 3: memory estimated before allocating -------------------------------------------------
+def test_huge_index_refused_quickly_with_the_estimate(write):
+    import time
+
+    p = write("huge.svm", HUGE_INDEX)
+    t0 = time.perf_counter()
+    code, out = _mast("constants", "-d", p, env={"MAST_MEMORY_LIMIT": "2G"})
+    assert time.perf_counter() - t0 < 5
+    _one_line_error(code, out, "memory", "available", "d = 1000000000")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--seeds", "1000000000"], "1000000000 trajectories"),
+    (["--eval-sketches", "100000000"], "evaluation sketches"),
+    (["--iters", str(10 ** 20)], "iters"),
+    (["-a", "vr", "--sketch", "rand-k", "--k", "3", "--sketch-pool", str(10 ** 8)], "pool"),
+])
+def test_astronomical_counts_refused(tmp_path, args, needle):
+    out_dir = tmp_path / "o"
+    base = ["run", "-d", "heart_scale", "--iters", "5", "--seeds", "1", "-q", "-o", out_dir]
+    if "--sketch" not in args:
+        base += ["--sketch", "bernoulli", "--p", "0.5"]
+    code, out = _mast(*base, *args, env={"MAST_MEMORY_LIMIT": "4G"})
+    _one_line_error(code, out, needle)
+    assert not out_dir.exists()
+
+
+def test_prune_masks_and_verify_seeds_refused(tmp_path):
+    code, out = _mast("prune", "-d", "a1a", "--masks", str(10 ** 12), "--sparsity", "0.5", "-q",
+                      "-o", tmp_path / "p", env={"MAST_MEMORY_LIMIT": "4G"})
+    _one_line_error(code, out, "masks")
+    code, out = _mast("verify", "-d", "heart_scale", "--seeds", str(10 ** 12), "-o", tmp_path / "v")
+    _one_line_error(code, out, "--seeds")
+
+
+def test_no_dense_d_by_d_path_for_large_d():
+    """solve_pool in CG mode with d > DENSE_D uses a diagonal preconditioner, no d × d matrix."""
+    import scipy.sparse as sp
+
+    from mast_cli.core.objective import make_objective
+    from mast_cli.core.pool import PoolObjective
+    from mast_cli.solvers.pool import solve_pool
+
+    rng = np.random.default_rng(1)
+    n, d = 60, 5000
+    A = sp.random(n, d, density=0.002, random_state=2, format="csr") + sp.eye(n, d, format="csr")
+    obj = make_objective("logreg", A, np.where(rng.random(n) < 0.5, -1.0, 1.0), 1e-2)
+
+    def boom(self, x):
+        raise AssertionError("dense d × d preconditioner formed")
+
+    orig = PoolObjective.preconditioner
+    PoolObjective.preconditioner = boom
+    try:
+        S = rng.binomial(1, 0.5, size=(4, d)) / 0.5
+        x, info = solve_pool(obj, S, np.zeros(d), hessian="cg")
+    finally:
+        PoolObjective.preconditioner = orig
+    assert info["certified"]
+
+
+# --- 4: huge finite values ------------------------------------------------------------------
+def test_huge_finite_value_is_a_clear_error(write):
+    import warnings
+
+    p = write("huge_value.svm", HUGE_VALUE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, out = _mast("constants", "-d", p)
+    _one_line_error(code, out, "1e+200", "--scale maxabs")
+    assert "RuntimeWarning" not in out
+
+
+# --- 9: interruption ----------------------------------------------------------------------------
+def test_interrupted_prune_leaves_no_empty_folder(tmp_path, monkeypatch):
+    from mast_cli.experiments import prune
+
+    def interrupt(spec):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prune, "compute_prune_unit", interrupt)
+    out_dir = tmp_path / "deep" / "prune"
+    code, out = _mast("prune", "-d", "a1a", "--masks", "2", "--sparsity", "0.5", "--iters", "5", "-q",
+                      "-o", out_dir)
+    assert code == 130, out
+    assert "nothing was written" in out and "resume" not in out
+    assert not (tmp_path / "deep").exists()
+
+
+def test_interrupted_verify_does_not_promise_a_resume(tmp_path, monkeypatch):
+    import mast_cli.verify as verify_mod
+
+    def interrupt(cfg, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify_mod, "verify_dataset", interrupt)
+    code, out = _mast("verify", "-d", "heart_scale", "--quick", "-o", tmp_path / "v")
+    assert code == 130 and "resume" not in out and "nothing was written" in out, out

@@ -22,6 +22,17 @@ class _Interrupted(Exception):
     """Ctrl-C inside a command (re-raised so click does not print its own newline)."""
 
 
+def _discard_unfinished():
+    """Remove output folders this command created but finished nothing in (issue 16 #9)."""
+    mod = sys.modules.get("mast_cli.io.outputs")      # only if a command prepared one
+    if mod is None:
+        return []
+    try:
+        return mod.discard_unfinished_outputs()
+    except OSError:
+        return []
+
+
 class MastGroup(click.Group):
     """Click group that reports every error as one line, never a traceback."""
 
@@ -41,20 +52,29 @@ class MastGroup(click.Group):
             click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
             sys.exit(0)
         except (click.exceptions.Abort, KeyboardInterrupt, _Interrupted):
-            click.echo("Error: interrupted; finished work was kept, rerun to resume", err=True)
+            kept = _discard_unfinished()
+            if kept:
+                click.echo(f"Error: interrupted; finished work was kept in {kept[0]}, "
+                           "rerun the same command to resume", err=True)
+            else:
+                click.echo("Error: interrupted; nothing was written", err=True)
             sys.exit(130)
         except click.ClickException as exc:
+            _discard_unfinished()
             msg = " ".join(exc.format_message().split())
             click.echo(f"Error: {msg}", err=True)
             sys.exit(exc.exit_code)
         except MastError as exc:
+            _discard_unfinished()
             click.echo(f"Error: {' '.join(str(exc).split())}", err=True)
             sys.exit(exc.exit_code)
         except OSError as exc:
+            _discard_unfinished()
             where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
             click.echo(f"Error: {exc.strerror or exc}{where}", err=True)
             sys.exit(2)
         except Exception as exc:  # a bug: one line, the traceback on request
+            _discard_unfinished()
             if os.environ.get("MAST_DEBUG"):
                 raise
             msg = " ".join(str(exc).split())[:300]
@@ -104,8 +124,31 @@ FLOATS = FloatList()
 INTS = IntList()
 
 
+def _scaled_name(ctx):
+    """Append the --scale suffix to the dataset argument, whichever option click saw first."""
+    scale, name = ctx.meta.get("mast_scale"), ctx.params.get("dataset")
+    if scale and name and not str(name).endswith("+" + scale):
+        ctx.params["dataset"] = f"{name}+{scale}"
+
+
+def _dataset_cb(ctx, param, value):
+    ctx.params["dataset"] = value
+    _scaled_name(ctx)
+    return ctx.params["dataset"]
+
+
+def _scale_cb(ctx, param, value):
+    if value not in (None, "none"):
+        ctx.meta["mast_scale"] = value
+        _scaled_name(ctx)
+
+
 def dataset_option(f):
-    return click.option("--dataset", "-d", default="a1a", show_default=True,
+    f = click.option("--scale", type=click.Choice(["none", "maxabs"]), default=None, expose_value=False,
+                     callback=_scale_cb,
+                     help="maxabs: scale each feature to max |x| = 1 (training statistics, also "
+                          "applied to the test split); for unscaled datasets (see mast datasets).")(f)
+    return click.option("--dataset", "-d", default="a1a", show_default=True, callback=_dataset_cb,
                         help="LIBSVM name (bundled, $MAST_DATA_DIR or libsvmdata) or a file path.")(f)
 
 
@@ -182,6 +225,8 @@ def precheck_dataset(arg):
     arg = str(arg)
     if not arg.strip():
         raise MastError("--dataset is empty")
+    if arg.endswith("+maxabs") and not os.path.exists(os.path.expanduser(arg)):
+        arg = arg[:-len("+maxabs")]
     path = os.path.expanduser(arg)
     if _looks_like_path(arg) and not os.path.exists(path) and not _in_data_folders(arg):
         raise MastError(f"--dataset {arg}: no such file")

@@ -48,7 +48,11 @@ def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters,
     cfg = VerifyConfig(dataset=dataset, lam=lam, objective=objective, sketches=names, sparsity=sparsity,
                        quick=quick, pool=pool, seeds=seeds, iters=iters, seed=seed, shift=shift)
     cfg.validate()
+    from ..io.memory import check_count
     from ..io.outputs import check_out_path
+
+    for name, val in (("--pool", pool), ("--seeds", seeds), ("--iters", iters)):
+        check_count(val, name)
 
     check_out_path(out)          # before the battery, not after it
     say = None if quiet else (lambda msg: click.echo(f"mast verify: {msg}", err=True))

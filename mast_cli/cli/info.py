@@ -47,16 +47,22 @@ def constants(dataset, lam, objective, sketch, p, k, workers, sigma, sparsity, a
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def datasets(as_json):
-    """List bundled, $MAST_DATA_DIR and libsvmdata-cached datasets (n, d, nnz, source)."""
+    """List bundled, $MAST_DATA_DIR and libsvmdata-cached datasets (n, d, nnz, source).
+
+    `scaled` says whether every feature value lies in [-1, 1]; for an unscaled set
+    (e.g. breast-cancer) pass `--scale maxabs` to any command.
+    """
     from ..io.data import list_datasets
 
     rows = list_datasets()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'name':<16} {'n':>8} {'d':>6} {'nnz':>9} {'n_test':>8}  where")
+    click.echo(f"{'name':<16} {'n':>8} {'d':>6} {'nnz':>9} {'n_test':>8}  {'scaled':<22}  where")
     for r in rows:
         fmt = lambda v: "?" if v is None else str(v)  # noqa: E731
         n_test = "-" if r["n_test"] is None and r["n"] is not None else fmt(r["n_test"])
+        scaled = ("?" if r.get("scaled") is None else "yes" if r["scaled"]
+                  else f"no (max |x| {r['max_abs']:.3g})")
         click.echo(f"{r['name']:<16} {fmt(r['n']):>8} {fmt(r['d']):>6} {fmt(r['nnz']):>9} "
-                   f"{n_test:>8}  {r['where']}")
+                   f"{n_test:>8}  {scaled:<22}  {r['where']}")

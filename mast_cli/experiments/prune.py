@@ -39,6 +39,7 @@ from ..io.data import load_dataset, validation_split
 from ..io.errors import MastError, check
 from ..io.outputs import CSV_FLOAT_FORMAT, prepare_out_dir, provenance
 from ..io.store import unit_key
+from .budget import check_prune_budget
 from ..shifts import resolve_shift
 from ..solvers.newton import solve_erm
 from .config import is_number as number
@@ -220,6 +221,8 @@ def plan_prune(cfg):
     context : :func:`check_prune`'s (dataset, training objective, X_val, y_val, x_ERM)
     """
     problem = check_prune(cfg)
+    ds, obj = problem[0], problem[1]
+    check_prune_budget(cfg, obj.n, obj.d, ds.X_test.shape[0])
     return plan_prune_units(cfg, problem[0].sha256), problem
 
 

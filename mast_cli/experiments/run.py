@@ -33,6 +33,7 @@ from ..core.sketches import SKETCHES
 from ..io.errors import MastError, check
 from ..io.outputs import CSV_FLOAT_FORMAT, prepare_out_dir, provenance
 from ..io.store import unit_key
+from .budget import check_run_counts, check_run_memory
 from ..shifts import resolve_shift
 from . import alg1, alg23
 from .config import RunConfig, is_number, parse_step, sketch_names
@@ -74,6 +75,9 @@ ALGORITHMS = {
 
 def validate_config(cfg):
     """Check every field of a :class:`RunConfig`; raise :class:`MastError` naming the bad value."""
+    for key in ("algorithm", "objective", "sampling", "split", "shift", "dataset"):
+        val = getattr(cfg, key, "")
+        check(val is None or isinstance(val, str), f"{key} {val!r} must be a name (a string)")
     check(cfg.algorithm in ALGORITHMS,
           f"unknown algorithm '{cfg.algorithm}'; choose one of {', '.join(ALGORITHMS)}")
     check(cfg.objective in OBJECTIVES,
@@ -128,7 +132,9 @@ def plan_run(cfg):
     context : (Problem, list of trajectories)
     """
     validate_config(cfg)
+    check_run_counts(cfg)
     problem = load_problem(cfg.dataset, cfg.objective, cfg.lam)
+    check_run_memory(cfg, problem.obj.n, problem.obj.d)
     resolve_shift(cfg.shift, problem)
     trajs = expand_trajectories(cfg, problem)
     return plan_run_units(cfg, problem, trajs), (problem, trajs)

@@ -97,6 +97,8 @@ class Dataset:
         SHA-256 of the training file's bytes as stored (or of the cached arrays).
     label_map : dict
         Original label -> ±1.
+    scale : str or None
+        ``"maxabs"`` when the columns were scaled by :func:`scale_maxabs`.
     """
 
     name: str
@@ -108,6 +110,7 @@ class Dataset:
     test_source: str | None = None
     sha256: str = ""
     label_map: dict = field(default_factory=dict)
+    scale: str | None = None
 
     @property
     def n(self):
@@ -134,6 +137,8 @@ class Dataset:
         }
         if self.X_test is not None:
             out.update(test_source=self.test_source, n_test=int(self.X_test.shape[0]))
+        if self.scale:
+            out["scale"] = self.scale
         return out
 
 
@@ -206,6 +211,16 @@ def _check_features(X, where):
     """Refuse a training matrix without a single nonzero feature value (labels only)."""
     if X.nnz == 0:
         raise MastError(f"{where} has labels but no nonzero feature values (n={X.shape[0]}, d={X.shape[1]})")
+
+
+def _check_width_memory(width, where):
+    """Every command keeps a few dense d-vectors per model (iterates, gradients, Newton
+    directions): refuse a width (e.g. a LIBSVM index of 10⁹) whose vectors cannot fit, before
+    any of them exists (issue 16 #3)."""
+    from .memory import check_memory
+
+    check_memory([(f"16 dense vectors of d = {width} features (iterates, gradients, directions)",
+                   128.0 * width)], f"{where} with d = {width} features")
 
 
 def _check_magnitude(X, where):
@@ -294,6 +309,7 @@ def load_libsvm_file(path, test_path=None, name=None, find_test=True, width=None
         if width < 1:
             raise MastError(f"number of features {width} must be >= 1")
         width_origin = width_origin or "the requested width"
+    _check_width_memory(width, f"dataset '{path}'")
     mapping = _label_map(y, f"dataset '{path}'")
     X = _with_width(X, width, f"dataset '{path}'", width_origin)
     y = _apply_map(y, mapping, f"dataset '{path}'")
@@ -366,6 +382,7 @@ def _load_libsvmdata(name):
     width = pub or max(X.shape[1], Xt.shape[1] if Xt is not None else 0)
     origin = (f"the published LIBSVM width of '{name}'" if pub
               else "the widest of the training and test files")
+    _check_width_memory(width, f"dataset '{name}'")
     mapping = _label_map(y, f"dataset '{name}'")
     h = hashlib.sha256(X.data.tobytes() + X.indices.tobytes() + y.tobytes()).hexdigest()
     return Dataset(
@@ -440,13 +457,38 @@ def _load_cached(arg, mtime):
                             width_origin=f"the published LIBSVM width of '{arg}'" if pub else None)
 
 
+#: Suffix of a dataset argument that asks for max-abs scaling (``--scale maxabs``).
+SCALE_SUFFIX = "+maxabs"
+
+
+def scale_maxabs(ds):
+    """Scale every feature column to max |value| = 1 on the training split (sklearn
+    MaxAbsScaler on the sparse matrix: no centring, sparsity kept); the test split gets the
+    training statistics.  Columns that are zero in training are left unscaled."""
+    from sklearn.preprocessing import MaxAbsScaler
+
+    sc = MaxAbsScaler().fit(ds.X)
+    X = sp.csr_matrix(sc.transform(ds.X))
+    Xt = None if ds.X_test is None else sp.csr_matrix(sc.transform(ds.X_test))
+    return Dataset(name=ds.name + SCALE_SUFFIX, X=X, y=ds.y, X_test=Xt, y_test=ds.y_test,
+                   source=ds.source, test_source=ds.test_source, sha256=ds.sha256,
+                   label_map=ds.label_map, scale="maxabs")
+
+
+def max_abs(ds):
+    """Largest |feature value| of the training split (0 for an empty matrix)."""
+    return float(np.max(np.abs(ds.X.data))) if ds.X.nnz else 0.0
+
+
 def load_dataset(arg):
     """Load a dataset by LIBSVM name or file path (see the module docstring).
 
     Parameters
     ----------
     arg : str
-        A LIBSVM name (``a9a``) or a file path (``data/foo.bz2``).
+        A LIBSVM name (``a9a``) or a file path (``data/foo.bz2``); with the suffix
+        ``+maxabs`` (what ``--scale maxabs`` appends) the columns are scaled by
+        :func:`scale_maxabs`.
 
     Returns
     -------
@@ -460,6 +502,8 @@ def load_dataset(arg):
     """
     arg = str(arg)
     p = Path(arg).expanduser()
+    if arg.endswith(SCALE_SUFFIX) and not p.exists() and len(arg) > len(SCALE_SUFFIX):
+        return scale_maxabs(load_dataset(arg[:-len(SCALE_SUFFIX)]))
     mtime = p.stat().st_mtime if p.is_file() else None
     return _load_cached(arg, mtime)
 
@@ -525,12 +569,14 @@ def list_datasets():
             seen.add(name)
             try:
                 ds = load_dataset(name)
+                big = max_abs(ds)
                 rows.append(dict(name=name, n=ds.n, d=ds.d, nnz=ds.nnz,
                                  n_test=None if ds.X_test is None else ds.X_test.shape[0],
+                                 max_abs=big, scaled=bool(big <= 1.0),
                                  where=f"{kind}: {f}"))
             except MastError as exc:
-                rows.append(dict(name=name, n=None, d=None, nnz=None, n_test=None,
-                                 where=f"{kind}: {f} (unreadable: {exc})"))
+                rows.append(dict(name=name, n=None, d=None, nnz=None, n_test=None, max_abs=None,
+                                 scaled=None, where=f"{kind}: {f} (unreadable: {exc})"))
     home = _libsvmdata_home()
     if home.is_dir():
         for f in sorted(home.glob("*_X.np*")):
@@ -538,8 +584,8 @@ def list_datasets():
             if name.endswith("_test") or name in seen:
                 continue
             seen.add(name)
-            rows.append(dict(name=name, n=None, d=None, nnz=None, n_test=None,
-                             where=f"libsvmdata cache: {f}"))
+            rows.append(dict(name=name, n=None, d=None, nnz=None, n_test=None, max_abs=None,
+                             scaled=None, where=f"libsvmdata cache: {f}"))
     return rows
 
 

@@ -128,8 +128,52 @@ def check_out_path(out):
     return out
 
 
+#: Output folders prepared by this process: (folder, topmost folder it created or None).
+_PREPARED = []
+
+
+def _has_finished_work(folder):
+    """Whether ``folder`` holds a finished file: any file outside hidden entries (``.parts``,
+    the unit store, counts as visible; ``.x.tmp`` temporaries and probes do not)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return False
+    for root, dirs, files in os.walk(folder):
+        rel = Path(root).relative_to(folder).parts
+        if any(part.startswith(".") and part != ".parts" for part in rel):
+            continue
+        if any(not f.startswith(".") for f in files):
+            return True
+    return False
+
+
+def discard_unfinished_outputs():
+    """Remove the output folders this process created that hold no finished work.
+
+    Called after an error or Ctrl-C, so that a failed command leaves nothing behind.
+
+    Returns
+    -------
+    list of Path
+        The prepared folders that do hold finished work (a rerun resumes from them).
+    """
+    import shutil
+
+    kept = []
+    while _PREPARED:
+        out, created = _PREPARED.pop()
+        if _has_finished_work(out):
+            kept.append(out)
+        elif created is not None and created.is_dir():
+            shutil.rmtree(created, ignore_errors=True)
+    return kept
+
+
 def prepare_out_dir(out):
     """Create the output folder (or check it is writable) with a one-line error.
+
+    The folder is remembered: :func:`discard_unfinished_outputs` removes it again (and
+    the parents it created) when the command fails before finishing any work.
 
     Parameters
     ----------
@@ -147,6 +191,11 @@ def prepare_out_dir(out):
         When it cannot be created or written.
     """
     out = check_out_path(out)
+    created = None
+    top = Path(os.path.abspath(out))
+    while not top.exists():
+        created, top = top, top.parent
+    _PREPARED.append((out, created))
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe", delete=True)

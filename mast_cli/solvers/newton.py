@@ -12,6 +12,8 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg as spla
 
+from .certify import certified
+
 __all__ = ["armijo_step", "newton", "cholesky_direction", "pcg", "minimize_newton", "solve_erm",
            "shifted_cholesky", "newton_pcg"]
 
@@ -135,6 +137,7 @@ def minimize_newton(value_grad, hess, x0, tol=1e-12, max_iter=200):
     return x, {"grad_norm": gn, "iterations": it, "converged": gn <= tol, "value": float(f)}
 
 
+@certified("the ERM problem (x*, f^inf)")
 def solve_erm(obj, tol=1e-12, x0=None, max_iter=200):
     """Exact ERM solution x* = argmin f by Newton's method.
 
@@ -144,6 +147,15 @@ def solve_erm(obj, tol=1e-12, x0=None, max_iter=200):
 
     Reaches ‖∇f(x*)‖ ≤ ``tol`` (1e-12 by default) on LIBSVM data; for the
     non-convex objective it returns a local minimizer (shifted Newton).
+    Certified (:func:`mast_cli.solvers.certify.certified`): ``info["grad_norm"]`` ≤
+    ``info["grad_tol"]`` = max(tol, 1e-10), after a safeguarded retry if needed; λ = 0 on
+    separable data is refused; on rank-deficient data (λ = 0) the minimum-norm minimizer
+    is returned; the memory of the solve is estimated first.
+
+    Raises
+    ------
+    MastError
+        No minimizer (λ = 0, separable data), not certified, or not enough memory.
 
     Returns
     -------

@@ -14,10 +14,20 @@ import scipy.linalg
 from ..core.pool import PoolObjective
 from ..io.errors import MastError
 from .newton import cholesky_direction, newton, pcg, shifted_cholesky
+from ..io.memory import DENSE_D
+from .certify import certified
 
 __all__ = ["solve_pool", "solve_enumerated"]
 
 
+def _diag_preconditioner(pool, x):
+    """r ↦ r / diag((Σ_j w_j s_j s_jᵀ) ⊙ ∇²f(x)): no d × d matrix (large d)."""
+    diag = (pool.S * pool.S).T @ pool.w * pool.obj.hessian_diag(x)
+    diag = np.where(diag > 0, diag, 1.0)
+    return lambda r: r / diag
+
+
+@certified("the pool problem (x*_pool / x*_D, f_D^inf)", kind="pool")
 def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessian="auto"):
     """x*_pool = argmin_x Σ_j w_j f(v + s_j ⊙ (x − v)) by damped Newton's method.
 
@@ -54,7 +64,14 @@ def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessia
         The minimizer found.
     info : dict
         ``value`` (f_pool(x)), ``grad_norm``, ``iterations``, ``converged``, ``N``,
-        ``hessian`` (the mode used), ``hvps`` (Hessian-vector products, CG mode).
+        ``hessian`` (the mode used), ``hvps`` (Hessian-vector products, CG mode),
+        ``grad_tol`` and ``certified`` (:func:`mast_cli.solvers.certify.certified`).
+
+    Raises
+    ------
+    MastError
+        When ‖∇f_pool‖ ≤ max(tol, 1e-10) is not reached even by the safeguarded retry,
+        or the solve would not fit in memory.
     """
     pool = PoolObjective(obj, S, v, weights)
     if hessian == "auto":
@@ -67,8 +84,12 @@ def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessia
         direction = cholesky_direction(pool.hessian, rel_shift=1e-10)
     else:
         def direction(x, g, gn, it):
-            chol = shifted_cholesky(pool.preconditioner(x), rel_shift=1e-10)
-            p, k = pcg(lambda u: pool.hessp(x, u), -g, lambda r: scipy.linalg.cho_solve(chol, r),
+            if obj.d <= DENSE_D:
+                chol = shifted_cholesky(pool.preconditioner(x), rel_shift=1e-10)
+                prec = lambda r: scipy.linalg.cho_solve(chol, r)  # noqa: E731
+            else:                   # no d × d matrix for large d
+                prec = _diag_preconditioner(pool, x)
+            p, k = pcg(lambda u: pool.hessp(x, u), -g, prec,
                        min(0.1, math.sqrt(gn)), max(50, 2 * obj.d), truncate=True)
             hvps[0] += k
             return p
