@@ -173,7 +173,30 @@ RUN_BASE = ["run", "-d", "heart_scale", "--eval-sketches", "2", "-q"]
 
 
 @st.composite
+def valid_run_options(draw):
+    """Options a careful user would give (the exit-0 paths: engine, metrics, CSV)."""
+    fam = draw(st.sampled_from(["bernoulli", "rand-k", "perm-k", "gaussian", "identity"]))
+    opts = ["--sketch", fam]
+    if fam == "bernoulli":
+        opts += draw(st.sampled_from([["--p", "0.5"], ["--p", "1"], ["--sparsity", "0.1,0.9"], ["--p", "0.05"]]))
+    elif fam == "rand-k":
+        opts += ["--k", str(draw(st.integers(1, 13)))]
+    elif fam == "perm-k":
+        opts += ["--workers", str(draw(st.integers(1, 13)))]
+    elif fam == "gaussian":
+        opts += ["--sigma", draw(st.sampled_from(["0.1", "1"]))]
+    opts += ["--lam", draw(st.sampled_from(["1e-3", "0.1", "1e-6"]))]
+    opts += ["--step", draw(st.sampled_from(["theory", "2x", "0.5x", "0.01", "theory,4x", "100"]))]
+    opts += ["--iters", str(draw(st.integers(1, 30))), "--seeds", str(draw(st.integers(1, 3)))]
+    if draw(st.booleans()):
+        opts += ["-a", "dsgd-minibatch", "--batch-size", draw(st.sampled_from(["1", "5", "n", "1,n"]))]
+    return opts
+
+
+@st.composite
 def run_options(draw):
+    if draw(st.booleans()):
+        return draw(valid_run_options())
     opts = []
     sketch = draw(st.sampled_from(["bernoulli", "rand-k", "perm-k", "gaussian", "identity", "bogus"]))
     opts += ["--sketch", sketch]
@@ -206,10 +229,15 @@ def _iters_small(opts):
 
 
 @settings(max_examples=SCALE or 15, **PROFILE)
-@given(opts=run_options())
-def test_fuzz_run_options(tmp_path_factory, opts):
-    out_dir = tmp_path_factory.mktemp("fzrun") / "out"
-    res = _runner().invoke(cli, RUN_BASE + _iters_small(opts) + ["-o", str(out_dir)])
+@given(opts=run_options(), text=st.one_of(st.none(), libsvm_file()))
+def test_fuzz_run_options(tmp_path_factory, opts, text):
+    root = tmp_path_factory.mktemp("fzrun")
+    out_dir = root / "out"
+    base = list(RUN_BASE)
+    if text is not None:           # the same options on a generated file
+        (root / "gen.svm").write_bytes(text.encode())
+        base[2] = str(root / "gen.svm")
+    res = _runner().invoke(cli, base + _iters_small(opts) + ["-o", str(out_dir)])
     kind = _outcome(res, out_dir)
     COUNTS[f"run:{kind}"] += 1
     if kind == "ok":
@@ -223,7 +251,7 @@ def test_fuzz_run_options(tmp_path_factory, opts):
 
 # --- TOML experiment files ------------------------------------------------------------------
 TOML_VALUES = st.one_of(
-    st.integers(-3, 50).map(str), st.sampled_from(['"5"', "true", "1.5", "[]", "[1, 2]", '"theory"',
+    st.integers(-3, 50).map(str), st.integers(1, 20).map(str), st.sampled_from(["0.5", "0.1", "1e-3"]), st.sampled_from(['"5"', "true", "1.5", "[]", "[1, 2]", '"theory"',
                                                    "1e400", "nan", "inf", '"bernoulli"', "[0.5, 0.9]",
                                                    '["rand-k"]', "{a = 1}", "-0.0", "10000000000000"]))
 
@@ -232,7 +260,7 @@ TOML_VALUES = st.one_of(
 @given(entries=st.dictionaries(st.sampled_from(["iters", "seeds", "sparsity", "p", "k", "lam", "step",
                                                 "sketch", "eval_sketches", "log_every", "algorithm",
                                                 "masks", "bogus"]),
-                               TOML_VALUES, min_size=1, max_size=4))
+                               TOML_VALUES, min_size=1, max_size=3))
 def test_fuzz_toml_values(tmp_path_factory, entries):
     root = tmp_path_factory.mktemp("fztoml")
     cfg = root / "exp.toml"
@@ -240,6 +268,8 @@ def test_fuzz_toml_values(tmp_path_factory, entries):
     for key, cap in (("iters", 30), ("seeds", 2), ("eval_sketches", 3), ("masks", 5)):
         if key in entries and entries[key].lstrip("-").isdigit() and int(entries[key]) > cap:
             entries[key] = str(cap)
+    if "sketch" not in entries and "p" not in entries and "sparsity" not in entries:
+        entries.update(sketch='"bernoulli"', p="0.5")      # a runnable base, fuzzed values on top
     cfg.write_text("".join(f"{k} = {v}\n" for k, v in entries.items()))
     out_dir = root / "out"
     res = _runner().invoke(cli, ["run", "--config", str(cfg), "-d", "heart_scale", "--eval-sketches", "2",
