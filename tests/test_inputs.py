@@ -132,7 +132,7 @@ def test_uncertified_solve_stops_with_the_gradient_norm(monkeypatch):
     from mast_cli.solvers import certify
 
     monkeypatch.setattr(certify, "robust_newton",
-                        lambda vg, h, hp, x0, tol, max_iter=600: (x0, {"grad_norm": 66.45}))
+                        lambda vg, h, hp, x0, tol, max_iter=600, factor=None: (x0, {"grad_norm": 66.45}))
     monkeypatch.setattr(certify, "CERT_TOL", 1e-30)
     from mast_cli.experiments.problem import load_problem
 

@@ -49,7 +49,7 @@ def _finite_norm(g):
     return gn if math.isfinite(gn) else float("inf")
 
 
-def robust_newton(value_grad, hess, hessp, x0, tol, max_iter=600):
+def robust_newton(value_grad, hess, hessp, x0, tol, max_iter=600, factor=None):
     """Safeguarded Newton: Cholesky (shifted) or CG directions, backtracking and expanding steps.
 
     Parameters
@@ -62,14 +62,15 @@ def robust_newton(value_grad, hess, hessp, x0, tol, max_iter=600):
     tol : float
         Stop when ‖∇f‖ ≤ tol.
     max_iter : int
+    factor : callable H -> Cholesky factor (scipy ``cho_factor`` form), shifted if needed
+        (the package's shifted Cholesky, passed in by the solver module).
 
     Returns
     -------
     x : ndarray (d,)
     info : dict with ``value``, ``grad_norm``, ``iterations``, ``converged``.
     """
-    from .newton import shifted_cholesky
-
+    factor = factor or scipy.linalg.cho_factor
     x = np.array(x0, dtype=np.float64)
     with np.errstate(all="ignore"):
         f, g = value_grad(x)
@@ -84,7 +85,7 @@ def robust_newton(value_grad, hess, hessp, x0, tol, max_iter=600):
                 H = hess(x)
                 if not np.all(np.isfinite(H)):
                     break
-                p = -scipy.linalg.cho_solve(shifted_cholesky(H), g)
+                p = -scipy.linalg.cho_solve(factor(H), g)
             else:
                 import scipy.sparse.linalg as spla
 
@@ -225,7 +226,7 @@ def _check_solve_memory(obj, args, kind, what):
                   (f"margins (n × {N}, n = {n})", 24.0 * n * N)], what.split(" (")[0])
 
 
-def certified(what, kind="erm"):
+def certified(what, kind="erm", factor=None):
     """Decorator for a reference solver ``solver(obj, ...) -> (x, info)``: see :func:`certify`.
 
     ``kind='erm'``: the first argument is the objective; for λ = 0 existence is checked
@@ -233,6 +234,7 @@ def certified(what, kind="erm"):
     minimizer is returned (``info["minimizer"] = "minimum-norm"``).
     ``kind='pool'``: ``solver(obj, S, v, weights=None, tol=..., ...)`` of
     :mod:`mast_cli.solvers.pool`; the retry runs on the pool objective.
+    ``factor``: the (shifted) Cholesky factorization the retry uses for dense Hessians.
     """
     def deco(solver):
         @functools.wraps(solver)
@@ -247,7 +249,7 @@ def certified(what, kind="erm"):
             if kind == "erm":
                 def retry(x0):
                     dense = obj.hessian if obj.d <= ROBUST_DENSE_D else None
-                    return robust_newton(obj.value_grad, dense, obj.hessp, x0, tol)
+                    return robust_newton(obj.value_grad, dense, obj.hessp, x0, tol, factor=factor)
             else:
                 def retry(x0):
                     from ..core.pool import PoolObjective
@@ -256,7 +258,7 @@ def certified(what, kind="erm"):
                     weights = kwargs.get("weights", args[2] if len(args) > 2 else None)
                     P = PoolObjective(obj, S, v, weights)
                     dense = P.hessian if P.dense_hessian_ok() else None
-                    return robust_newton(P.value_grad, dense, P.hessp, x0, tol)
+                    return robust_newton(P.value_grad, dense, P.hessp, x0, tol, factor=factor)
             x, info = certify(x, info, what, tol, retry)
             if kind == "erm" and lam0 and _rank_deficient(obj):
                 x = minimum_norm(obj, x)

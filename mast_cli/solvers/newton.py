@@ -137,7 +137,7 @@ def minimize_newton(value_grad, hess, x0, tol=1e-12, max_iter=200):
     return x, {"grad_norm": gn, "iterations": it, "converged": gn <= tol, "value": float(f)}
 
 
-@certified("the ERM problem (x*, f^inf)")
+@certified("the ERM problem (x*, f^inf)", factor=lambda H: shifted_cholesky(H))
 def solve_erm(obj, tol=1e-12, x0=None, max_iter=200):
     """Exact ERM solution x* = argmin f by Newton's method.
 

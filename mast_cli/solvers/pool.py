@@ -27,7 +27,8 @@ def _diag_preconditioner(pool, x):
     return lambda r: r / diag
 
 
-@certified("the pool problem (x*_pool / x*_D, f_D^inf)", kind="pool")
+@certified("the pool problem (x*_pool / x*_D, f_D^inf)", kind="pool",
+           factor=lambda H: shifted_cholesky(H, rel_shift=1e-10))
 def solve_pool(obj, S, v, weights=None, tol=1e-10, x0=None, max_iter=100, hessian="auto"):
     """x*_pool = argmin_x Σ_j w_j f(v + s_j ⊙ (x − v)) by damped Newton's method.
 
