@@ -98,6 +98,16 @@ def test_expected_width_says_where_it_comes_from(tmp_path):
     assert code == 0 and json.loads(out)["d"] == 50, out
 
 
+def test_explicit_n_features(write):
+    p = write("six.svm", SIX)
+    code, out = _mast("constants", "-d", p, "--n-features", "10", "--json")
+    assert code == 0 and json.loads(out)["d"] == 10, out
+    code, out = _mast("constants", "--n-features", "3", "-d", p)
+    _one_line_error(code, out, "6 features", "--n-features 3")
+    code, out = _mast("constants", "-d", p, "--n-features", "10", "--scale", "maxabs", "--json")
+    assert code == 0 and json.loads(out)["d"] == 10 and json.loads(out)["dataset"].endswith("+maxabs"), out
+
+
 # --- 8: explicit zeros dropped ------------------------------------------------------------------
 def test_explicit_zeros_are_not_counted(write):
     from mast_cli.data import load_dataset

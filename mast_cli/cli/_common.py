@@ -125,16 +125,28 @@ INTS = IntList()
 
 
 def _scaled_name(ctx):
-    """Append the --scale suffix to the dataset argument, whichever option click saw first."""
-    scale, name = ctx.meta.get("mast_scale"), ctx.params.get("dataset")
-    if scale and name and not str(name).endswith("+" + scale):
-        ctx.params["dataset"] = f"{name}+{scale}"
+    """Append the --n-features / --scale suffixes (``+d=N``, ``+maxabs``) to the dataset
+    argument, whichever option click processed first (see mast_cli.io.data.load_dataset)."""
+    if "mast_dataset" not in ctx.meta:
+        return
+    name = ctx.meta["mast_dataset"]
+    width, scale = ctx.meta.get("mast_width"), ctx.meta.get("mast_scale")
+    ctx.params["dataset"] = (name + (f"+d={width}" if width is not None else "")
+                             + (f"+{scale}" if scale else "")) if name is not None else None
 
 
 def _dataset_cb(ctx, param, value):
-    ctx.params["dataset"] = value
+    ctx.meta["mast_dataset"] = value
     _scaled_name(ctx)
     return ctx.params["dataset"]
+
+
+def _width_cb(ctx, param, value):
+    if value is not None:
+        if value < 1:
+            raise MastError(f"--n-features {value} must be >= 1")
+        ctx.meta["mast_width"] = int(value)
+        _scaled_name(ctx)
 
 
 def _scale_cb(ctx, param, value):
@@ -144,6 +156,9 @@ def _scale_cb(ctx, param, value):
 
 
 def dataset_option(f):
+    f = click.option("--n-features", type=int, default=None, expose_value=False, callback=_width_cb,
+                     help="Number of features d of a LIBSVM file (default: its largest index; "
+                          "published widths are used for datasets given by name).")(f)
     f = click.option("--scale", type=click.Choice(["none", "maxabs"]), default=None, expose_value=False,
                      callback=_scale_cb,
                      help="maxabs: scale each feature to max |x| = 1 (training statistics, also "
@@ -225,8 +240,10 @@ def precheck_dataset(arg):
     arg = str(arg)
     if not arg.strip():
         raise MastError("--dataset is empty")
-    if arg.endswith("+maxabs") and not os.path.exists(os.path.expanduser(arg)):
-        arg = arg[:-len("+maxabs")]
+    if not os.path.exists(os.path.expanduser(arg)):
+        import re
+
+        arg = re.sub(r"(\+d=\d+)?(\+maxabs)?$", "", arg) or arg
     path = os.path.expanduser(arg)
     if _looks_like_path(arg) and not os.path.exists(path) and not _in_data_folders(arg):
         raise MastError(f"--dataset {arg}: no such file")

@@ -430,7 +430,7 @@ def resolve(arg):
 
 
 @functools.lru_cache(maxsize=16)
-def _load_cached(arg, mtime):
+def _load_cached(arg, mtime, width=None):
     where = resolve(arg)
     if where is None:
         env = os.environ.get("MAST_DATA_DIR")
@@ -450,6 +450,11 @@ def _load_cached(arg, mtime):
                 f"put the LIBSVM file at $MAST_DATA_DIR/{arg}.bz2 or pass its path"
             )
         return ds
+    if width is not None:
+        origin = f"--n-features {width}"
+        if kind == "file":
+            return load_libsvm_file(target, width=width, width_origin=origin)
+        return load_libsvm_file(target, name=arg, width=width, width_origin=origin)
     if kind == "file":
         return load_libsvm_file(target)
     pub = published_width(arg)
@@ -486,9 +491,9 @@ def load_dataset(arg):
     Parameters
     ----------
     arg : str
-        A LIBSVM name (``a9a``) or a file path (``data/foo.bz2``); with the suffix
-        ``+maxabs`` (what ``--scale maxabs`` appends) the columns are scaled by
-        :func:`scale_maxabs`.
+        A LIBSVM name (``a9a``) or a file path (``data/foo.bz2``); the suffix ``+d=N``
+        (what ``--n-features N`` appends) sets the number of features, and ``+maxabs``
+        (``--scale maxabs``) scales the columns by :func:`scale_maxabs`.
 
     Returns
     -------
@@ -504,8 +509,13 @@ def load_dataset(arg):
     p = Path(arg).expanduser()
     if arg.endswith(SCALE_SUFFIX) and not p.exists() and len(arg) > len(SCALE_SUFFIX):
         return scale_maxabs(load_dataset(arg[:-len(SCALE_SUFFIX)]))
+    width = None
+    m = re.fullmatch(r"(.+)\+d=(\d+)", arg)
+    if m and not p.exists():                       # --n-features N
+        arg, width = m.group(1), int(m.group(2))
+        p = Path(arg).expanduser()
     mtime = p.stat().st_mtime if p.is_file() else None
-    return _load_cached(arg, mtime)
+    return _load_cached(arg, mtime, width)
 
 
 #: File endings that are never LIBSVM data (manifests, notes, arrays, archives of other kinds).
