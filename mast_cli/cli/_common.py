@@ -14,7 +14,7 @@ import click
 from ..io.errors import MastError
 
 __all__ = ["MastGroup", "FLOATS", "INTS", "dataset_option", "lam_option", "objective_option",
-           "sketch_options", "check_lam", "one_value", "explicit", "progress_factory", "build_config",
+           "sketch_options", "device_option", "check_lam", "one_value", "explicit", "progress_factory", "build_config",
            "int_list", "precheck_dataset"]
 
 
@@ -192,6 +192,11 @@ def sketch_options(f):
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def device_option(f):
+    return click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+                        help="cpu (NumPy/SciPy reference) or cuda (CuPy on a GPU: pip install '.[gpu]').")(f)
 
 
 def check_lam(lam):

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from ._common import FLOATS, check_lam, dataset_option, lam_option, objective_option, precheck_dataset
+from ._common import (FLOATS, check_lam, dataset_option, device_option, lam_option, objective_option,
+                      precheck_dataset)
 
 
 @click.command()
@@ -28,8 +29,9 @@ from ._common import FLOATS, check_lam, dataset_option, lam_option, objective_op
 @click.option("--out", "-o", default="results/verify", show_default=True,
               help="Folder for verify.csv and verify.json.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+@device_option
 def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters, seed, shift, as_json, out,
-           quiet):
+           quiet, device):
     """Check the paper's lemmas and theorems on a dataset; exit 1 if any check is violated.
 
     Prints `check | statement | observed | bound | slack (bound/observed) | verdict` and writes
@@ -42,6 +44,10 @@ def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters,
     """
     check_lam(lam)
     precheck_dataset(dataset)
+    if device != "cpu":
+        from ..core.backend import check_device
+
+        check_device(device)          # one line, exit 2, before any work
     from ..verify import VerifyConfig, format_table, result_json, verify_dataset, write_outputs
 
     names = [t.strip() for t in sketch.split(",") if t.strip()]
@@ -57,6 +63,8 @@ def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters,
     check_out_path(out)          # before the battery, not after it
     say = None if quiet else (lambda msg: click.echo(f"mast verify: {msg}", err=True))
     result = verify_dataset(cfg, progress=say)
+    if device != "cpu":
+        result = _device_checks(result, cfg, device, say)
     csv_path, json_path = write_outputs(result, out)
     if as_json:
         click.echo(json.dumps(result_json(result), indent=2, default=float))
@@ -65,3 +73,27 @@ def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters,
         if not quiet:
             click.echo(f"wrote {csv_path} and {json_path}", err=True)
     return 1 if result["failed"] else 0
+
+
+def _device_checks(result, cfg, device, say):
+    """``--device cuda``: the battery ran on the CPU; add the CPU-vs-device agreement checks
+    (identity sketch exact to 1e-12, each sketch's E f(x_T) equal within confidence) as rows."""
+    from ..algorithms.device import device_agreement
+    from ..core.sketches import make_sketch
+    from ..experiments.problem import load_problem
+    from ..verify.result import CheckResult
+
+    obj = load_problem(cfg.dataset, cfg.objective, cfg.lam).obj
+    rows = list(result["rows"])
+    s = float(cfg.sparsity[0])
+    for name in cfg.sketches:
+        if name == "identity":
+            continue
+        if say:
+            say(f"device agreement ({device}, {name})")
+        for r in device_agreement(obj, device, make_sketch(name, obj.d, sparsity=s)):
+            rows.append(CheckResult(check=f"device-{r['check']}", statement=r["statement"],
+                                    observed=r["observed"], bound=r["bound"], recon=False,
+                                    notes=f"--device {device}", sketch=name, sparsity=s))
+    return dict(result, rows=rows, violated=int(sum(r.violated for r in rows)),
+                uninformative=int(sum(r.uninformative for r in rows)), failed=int(sum(r.failed for r in rows)))

@@ -7,7 +7,7 @@ import os
 import click
 
 from ..io.errors import MastError
-from ._common import (FLOATS, build_config, dataset_option, explicit, int_list, lam_option,
+from ._common import (FLOATS, build_config, dataset_option, device_option, explicit, int_list, lam_option,
                       objective_option, precheck_dataset, progress_factory, sketch_options)
 
 
@@ -43,6 +43,7 @@ from ._common import (FLOATS, build_config, dataset_option, explicit, int_list, 
 @click.option("--ref-batch", "ref_batch", type=int, default=None, help="vr: reference batch b (b = N exact).")
 @click.option("--unit-size", "unit_size", type=int, default=64, show_default=True,
               help="Trajectories advanced together per unit (results do not depend on it).")
+@device_option
 @click.option("--out", "-o", default="results/run", show_default=True, help="Output folder.")
 @click.option("--force", is_flag=True, help="Recompute units already finished in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -115,6 +116,7 @@ def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
               help="Shift v: zero, erm, noisy:σ, lam:λ, half or a .npy file.")
 @click.option("--dropout-baseline", "dropout_baseline", is_flag=True, default=None,
               help="Also train classic unscaled dropout (Bernoulli only) and deploy it with/without weight scaling.")
+@device_option
 @click.option("--out", "-o", default="results/prune", show_default=True, help="Output folder.")
 @click.option("--force", is_flag=True, help="Recompute finished levels.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

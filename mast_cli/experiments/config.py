@@ -22,8 +22,15 @@ class Config:
     """Base of the experiment configs (dataclasses): ``to_dict`` for specs and metadata."""
 
     def to_dict(self):
-        """The fields as a plain dict (JSON-ready, picklable)."""
-        return dataclasses.asdict(self)
+        """The fields as a plain dict (JSON-ready, picklable).
+
+        ``device`` appears only when it is not the default ``cpu``, so that the unit keys and
+        metadata of CPU runs stay what they were before ``--device`` existed.
+        """
+        out = dataclasses.asdict(self)
+        if out.get("device") == "cpu":
+            out.pop("device")
+        return out
 
 
 @dataclass
@@ -57,6 +64,8 @@ class RunConfig(Config):
     sketch_pool: int | None = None
     ref_prob: float | None = None
     ref_batch: int | None = None
+    #: where the engine runs: cpu (the NumPy/SciPy reference) or cuda (CuPy; Algorithm 1 (I))
+    device: str = "cpu"
 
     def seed_list(self):
         """The seeds: ``seeds = N`` means 0..N−1, a list is taken as given."""

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..algorithms import dsgd
+from ..core.device import device_masked_accuracy
 from ..core.evaluation import masked_accuracy
 from ..core.objective import OBJECTIVES, make_objective
 from ..core.sketches import SKETCHES, make_sketch
@@ -44,6 +45,7 @@ from ..shifts import resolve_shift
 from ..solvers.newton import solve_erm
 from .config import is_number as number
 from .config import Config, parse_step
+from .device import backend_of, check_run_device
 from .trajectories import sketch_param
 from .units import compute_missing, write_metadata, write_table
 
@@ -73,7 +75,9 @@ class PruneConfig(Config):
     #: also train classic (unscaled) dropout, E f(c ⊙ x̃) with c ~ Bernoulli(p), and deploy it
     #: with test-time weight scaling p·x̃ ("dropout-scaled") and without ("dropout-unscaled")
     dropout_baseline: bool = False
-
+    #: where the masked models are evaluated: cpu (reference) or cuda; training (one
+    #: trajectory) and the ERM solve stay on the CPU
+    device: str = "cpu"
 
 
 def validate_prune(cfg):
@@ -96,6 +100,7 @@ def validate_prune(cfg):
     for s in cfg.sparsity:
         check(0 <= s < 1, f"sparsity {s} must be in [0, 1)")
     parse_step(cfg.step)
+    check_run_device(cfg.device)
 
 
 def train_mast(obj, sketch, step, iters, seed, v, X_val, y_val, log_every):
@@ -161,9 +166,14 @@ def compute_prune_unit(spec):
         for sel, xt, it in (("last", d_last, cfg.iters), ("best_val", d_best, d_it)):
             models.append(("dropout-scaled", sel, v + p * (xt - v), it))
             models.append(("dropout-unscaled", sel, xt, it))
+    if cfg.device == "cpu":
+        evaluate = functools.partial(masked_accuracy, Xt, yt)
+    else:                    # the R masked models on the device (test matrix copied once)
+        be = backend_of(cfg.device)
+        evaluate = functools.partial(device_masked_accuracy, be, be.csr(Xt), yt)
     for form, sel, x_hat, it in models:
-        acc = masked_accuracy(Xt, yt, x_hat, v, S)
-        dense = masked_accuracy(Xt, yt, x_hat, v, ones)[0]
+        acc = evaluate(x_hat, v, S)
+        dense = evaluate(x_hat, v, ones)[0]
         frames.append(pd.DataFrame({
             "formulation": form, "selection": sel, "sketch": sk.name, "sparsity": s, "param": param,
             "mask": np.arange(cfg.masks), "test_accuracy": acc, "dense_test_accuracy": dense,

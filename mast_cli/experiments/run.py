@@ -37,6 +37,7 @@ from .budget import check_run_counts, check_run_memory
 from ..shifts import resolve_shift
 from . import alg1, alg23
 from .config import RunConfig, is_number, parse_step, sketch_names
+from .device import check_run_device, run_dsgd_device
 from .problem import load_problem
 from .trajectories import history_frame, level_representatives, make_metrics
 from .units import compute_missing, write_metadata, write_table
@@ -110,6 +111,7 @@ def validate_config(cfg):
           f"eval_sketches {cfg.eval_sketches} must be an integer >= 0")
     check(isinstance(cfg.unit_size, int) and cfg.unit_size >= 1,
           f"unit_size {cfg.unit_size} must be an integer >= 1")
+    check_run_device(cfg.device, cfg.algorithm)
     check(cfg.sampling in ("uniform", "importance"),
           f"unknown sampling '{cfg.sampling}'; choose uniform or importance")
     for tok in cfg.step:
@@ -172,10 +174,13 @@ def compute_run_unit(spec, progress=None):
     v = resolve_shift(cfg.shift, problem)
     unit = expand_trajectories(cfg, problem)[spec["start"]:spec["stop"]]
     eval_sets = np.stack([eval_sketches(t["sketch_obj"], cfg.eval_sketches) for t in unit], axis=-1)
-    metrics_fn = make_metrics(problem, v, eval_sets)
     R = len(unit)
     step_cb = None if progress is None else (lambda k: progress(k * R))
-    hist = ALGORITHMS[cfg.algorithm].run(problem, cfg, unit, v, metrics_fn, step_cb)
+    if cfg.device != "cpu":
+        hist = run_dsgd_device(problem, cfg, unit, v, eval_sets, step_cb)
+    else:
+        metrics_fn = make_metrics(problem, v, eval_sets)
+        hist = ALGORITHMS[cfg.algorithm].run(problem, cfg, unit, v, metrics_fn, step_cb)
     df = history_frame(cfg, unit, hist, hist.extra.get("columns"))
     return df.to_csv(index=False, float_format=CSV_FLOAT_FORMAT)
 

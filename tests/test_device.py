@@ -1,0 +1,354 @@
+"""The array backend and the device engine (``--device``), tested on the CPU.
+
+The device code paths (Philox streams keyed per trajectory, device sketch draws, memory
+planning and chunking, device metrics, masked accuracy on the device) run here on the
+``fake`` backend: NumPy posing as a device.  The tests marked ``gpu`` run the same
+checks on CUDA and skip cleanly where CuPy or a GPU is missing (``make gpu-check``
+runs them on a GPU machine).
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mast_cli.algorithms import dsgd
+from mast_cli.algorithms.device import device_agreement, dsgd_device, dsgd_memory
+from mast_cli.core.backend import cuda_status, fake_backend, get_backend, plan_chunks
+from mast_cli.core.device import DeviceObjective, DevicePool, DeviceSketches, device_masked_accuracy
+from mast_cli.core.evaluation import masked_accuracy
+from mast_cli.core.philox import philox4x32, seed_keys, uniforms
+from mast_cli.core.pool import PoolObjective
+from mast_cli.core.sketches import Bernoulli, DropoutUnscaled, Gaussian, Identity, PermK, RandK
+from mast_cli.io.errors import MastError
+
+FAKE = fake_backend()
+
+
+def _cuda():
+    pytest.importorskip("cupy")
+    why = cuda_status()
+    if why is not None:
+        pytest.skip(why)
+    return get_backend("cuda")
+
+
+# --- Philox ------------------------------------------------------------------------------
+
+# Random123 tests/kat_vectors (philox4x32 10): counter words, key words, expected output
+KAT = [((0, 0, 0, 0), (0, 0), (0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8)),
+       ((0xffffffff,) * 4, (0xffffffff,) * 2, (0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd)),
+       ((0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344), (0xa4093822, 0x299f31d0),
+        (0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1))]
+
+
+@pytest.mark.parametrize("ctr,key,want", KAT)
+def test_philox_known_answers(ctr, key, want):
+    got = tuple(int(w) for w in philox4x32(np, *ctr, *key))
+    assert got == want
+    # fewer rounds is a different function: the KAT can fail
+    assert tuple(int(w) for w in philox4x32(np, *ctr, *key, rounds=9)) != want
+
+
+def test_uniforms_keyed_per_trajectory():
+    keys = seed_keys(np, [3, 5, 2**40 + 7])
+    U = uniforms(np, keys, t=11, stream=0, m=9)
+    assert U.shape == (9, 3) and np.all((U >= 0) & (U < 1))
+    # a column depends on its own seed only, not on its place or the batch
+    V = uniforms(np, seed_keys(np, [2**40 + 7, 3]), t=11, stream=0, m=9)
+    np.testing.assert_array_equal(V[:, 1], U[:, 0])
+    np.testing.assert_array_equal(V[:, 0], U[:, 2])
+    # m is a prefix: drawing more numbers does not change the first ones
+    np.testing.assert_array_equal(uniforms(np, keys, 11, 0, 4), U[:4])
+    # other steps / streams / seeds give other numbers
+    assert not np.array_equal(uniforms(np, keys, 12, 0, 9), U)
+    assert not np.array_equal(uniforms(np, keys, 11, 1, 9), U)
+    assert not np.array_equal(U[:, 0], U[:, 1])
+
+
+def test_uniforms_are_uniform():
+    U = uniforms(np, seed_keys(np, np.arange(400)), t=0, stream=0, m=250).ravel()   # 100 000
+    se = np.sqrt(1 / 12 / U.size)
+    assert abs(U.mean() - 0.5) < 5 * se
+    counts = np.histogram(U, bins=20, range=(0, 1))[0]
+    exp = U.size / 20
+    chi2 = np.sum((counts - exp) ** 2 / exp)
+    assert chi2 < 50                 # 19 dof: P(chi2 > 50) ≈ 1e-4
+
+
+# --- device sketch draws against the closed-form moments --------------------------------
+
+@pytest.mark.parametrize("make", [lambda d: Bernoulli(d, 0.3), lambda d: RandK(d, 4), lambda d: PermK(d, 3),
+                                  lambda d: Gaussian(d, 0.7), lambda d: DropoutUnscaled(d, 0.6),
+                                  lambda d: Identity(d)])
+def test_device_sketch_moments(make):
+    d, R, T = 7, 500, 8
+    sk = make(d)
+    draws = DeviceSketches([sk] * R, seed_keys(np, np.arange(R)), FAKE)
+    S = np.stack([draws.draw(t) for t in range(T)])                   # (T, d, R)
+    flat = S.transpose(0, 2, 1).reshape(-1, d)                        # T·R sketches
+    m = flat.shape[0]
+    mean_se = flat.std(axis=0) / np.sqrt(m) + 1e-12
+    assert np.all(np.abs(flat.mean(axis=0) - sk.mean()) <= 5 * mean_se + 1e-12)
+    sq = flat ** 2
+    sq_se = sq.std(axis=0) / np.sqrt(m) + 1e-12
+    assert np.all(np.abs(sq.mean(axis=0) - sk.diag_second_moment()) <= 5 * sq_se + 1e-12)
+    if isinstance(sk, RandK):
+        assert np.all(np.count_nonzero(flat, axis=1) == sk.k)
+    if isinstance(sk, PermK):       # one worker's block: its size is one of the q_i
+        assert set(np.count_nonzero(flat, axis=1)) <= set(sk.q.tolist())
+
+
+def test_device_sketches_mixed_batch():
+    d = 9
+    a, b = Bernoulli(d, 0.5), RandK(d, 2)
+    mixed = DeviceSketches([a, b, a], seed_keys(np, [4, 5, 6]), FAKE).draw(3)
+    alone_a = DeviceSketches([a, a], seed_keys(np, [4, 6]), FAKE).draw(3)
+    alone_b = DeviceSketches([b], seed_keys(np, [5]), FAKE).draw(3)
+    np.testing.assert_array_equal(mixed[:, [0, 2]], alone_a)
+    np.testing.assert_array_equal(mixed[:, 1], alone_b[:, 0])
+
+
+def test_device_refuses_unknown_sketch():
+    class Odd(Identity):
+        name = "odd"
+
+    with pytest.raises(MastError, match="not available on the device"):
+        DeviceSketches([Odd(3)], seed_keys(np, [0]), FAKE)
+
+
+# --- memory planning ------------------------------------------------------------------------
+
+def test_plan_chunks():
+    assert plan_chunks(10, 100, 50, None) == [(0, 10)]
+    ch = plan_chunks(10, 100, 50, 50 + 350)            # 3 per chunk -> 4 chunks, even sizes
+    assert ch[0][0] == 0 and ch[-1][1] == 10
+    assert all(b0 == a1 for (_, b0), (a1, _) in zip(ch, ch[1:]))
+    assert max(b - a for a, b in ch) <= 3 and len(ch) == 4
+    assert plan_chunks(5, 100, 0, 10**9) == [(0, 5)]
+    with pytest.raises(MastError, match="device memory too small"):
+        plan_chunks(5, 100, 50, 120)
+
+
+def test_memory_estimate_grows_with_n_and_dtype(a1a_obj):
+    fixed, per = dsgd_memory(a1a_obj)
+    fixed32, per32 = dsgd_memory(a1a_obj, dtype=np.float32)
+    assert fixed > 12 * a1a_obj.Ab.nnz and per >= 3 * 8 * a1a_obj.n
+    assert per32 < per and fixed32 < fixed
+    assert dsgd_memory(a1a_obj, extra_rows=10 * a1a_obj.n)[1] > per
+
+
+# --- the device engine on the fake backend ------------------------------------------------
+
+def test_identity_sketch_is_bit_exact(a1a_obj):
+    R = 3
+    sk = [Identity(a1a_obj.d)] * R
+    steps = [1.0 / a1a_obj.smoothness()] * R
+    v = np.linspace(-0.1, 0.1, a1a_obj.d)
+    ref = dsgd(a1a_obj, sk, steps, [0, 1, 2], 25, v=v, log_every=5,
+               metrics_fn=lambda X: {"f": a1a_obj.value(X)})
+    dobj = DeviceObjective(a1a_obj, FAKE)
+    dev = dsgd_device(dobj, sk, steps, [0, 1, 2], 25, v=v, log_every=5,
+                      metrics_fn=lambda X, cols: {"f": dobj.value(X)})
+    np.testing.assert_array_equal(dev.x_final, ref.x_final)
+    np.testing.assert_array_equal(dev.metrics["f"], ref.metrics["f"])
+    np.testing.assert_array_equal(dev.iterations, ref.iterations)
+
+
+def test_chunked_equals_unchunked(a1a_obj):
+    R = 7
+    sks = [Bernoulli(a1a_obj.d, 0.5)] * 4 + [RandK(a1a_obj.d, 30)] * 3
+    steps = np.linspace(0.5, 2.0, R)
+    seeds = [11, 12, 13, 14, 15, 16, 17]
+    whole = dsgd_device(a1a_obj, sks, steps, seeds, 30, backend=FAKE, log_every=10,
+                        metrics_fn=lambda X, cols: {"c": np.asarray(cols.start + np.arange(X.shape[1]), float)})
+    fixed, per = dsgd_memory(a1a_obj)
+    tiny = fake_backend(fixed + 2 * per + per // 2)             # room for two trajectories
+    parts = dsgd_device(a1a_obj, sks, steps, seeds, 30, backend=tiny, log_every=10,
+                        metrics_fn=lambda X, cols: {"c": np.asarray(cols.start + np.arange(X.shape[1]), float)})
+    assert whole.extra["chunks"] == [(0, R)]
+    assert len(parts.extra["chunks"]) == 4
+    np.testing.assert_array_equal(parts.x_final, whole.x_final)
+    np.testing.assert_array_equal(parts.metrics["c"], whole.metrics["c"])
+    np.testing.assert_array_equal(parts.metrics["c"][0], np.arange(R))   # columns in order
+
+
+def test_divergence_on_device(a1a_obj):
+    h = dsgd_device(a1a_obj, [Identity(a1a_obj.d)] * 2, [1e-3, 1e12], [0, 1], 50, backend=FAKE,
+                    metrics_fn=lambda X, cols: {"f": a1a_obj.value(X)})
+    ref = dsgd(a1a_obj, [Identity(a1a_obj.d)] * 2, [1e-3, 1e12], [0, 1], 50,
+               metrics_fn=lambda X: {"f": a1a_obj.value(X)})
+    np.testing.assert_array_equal(h.diverged_at, ref.diverged_at)
+    assert h.diverged_at[0] == -1 and h.diverged_at[1] > 0
+    np.testing.assert_array_equal(h.x_final, ref.x_final)
+
+
+def test_progress_counts_whole_steps(a1a_obj):
+    seen = []
+    fixed, per = dsgd_memory(a1a_obj)
+    dsgd_device(a1a_obj, [Bernoulli(a1a_obj.d, 0.5)] * 5, [0.1] * 5, range(5), 12,
+                backend=fake_backend(fixed + 2 * per), progress=seen.append)
+    assert sum(seen) == 12
+
+
+def test_statistical_agreement_and_its_power(a1a_obj, monkeypatch):
+    rows = device_agreement(a1a_obj, FAKE, Bernoulli(a1a_obj.d, 0.5), seeds=24, iters=40)
+    assert all(r["ok"] for r in rows), rows
+    assert rows[0]["observed"] == 0.0
+    # a device sampler with the wrong keep probability must be caught
+    import mast_cli.algorithms.device as dev
+
+    real = dev.dsgd_device
+
+    def biased(obj, sketches, *a, **k):
+        return real(obj, [Bernoulli(obj.d, 0.15)] * len(sketches), *a, **k)
+
+    monkeypatch.setattr(dev, "dsgd_device", biased)
+    rows = dev.device_agreement(a1a_obj, FAKE, Bernoulli(a1a_obj.d, 0.5), seeds=24, iters=40)
+    assert not rows[1]["ok"], rows
+
+
+def test_device_pool_matches_pool_objective(a1a_obj, rng):
+    S = RandK(a1a_obj.d, 20).sample(rng, 6)
+    v = 0.01 * rng.standard_normal(a1a_obj.d)
+    X = 0.1 * rng.standard_normal((a1a_obj.d, 3))
+    w = rng.dirichlet(np.ones(6))
+    ref = PoolObjective(a1a_obj, S, v, w)
+    val, G = DevicePool(DeviceObjective(a1a_obj, FAKE), S, v, w, per=4).value_grad(X)
+    np.testing.assert_allclose(val, ref.value(X), rtol=1e-12)
+    np.testing.assert_allclose(G, ref.grad(X), rtol=1e-10, atol=1e-14)
+
+
+def test_device_masked_accuracy(a1a, rng):
+    x, v = rng.standard_normal(a1a.d), 0.1 * rng.standard_normal(a1a.d)
+    S = Bernoulli(a1a.d, 0.4).sample(rng, 13)
+    want = masked_accuracy(a1a.X_test, a1a.y_test, x, v, S)
+    np.testing.assert_array_equal(device_masked_accuracy(FAKE, a1a.X_test, a1a.y_test, x, v, S, per=5), want)
+
+
+def test_float32_device_gradient(a1a_obj, rng):
+    X = 0.3 * rng.standard_normal((a1a_obj.d, 4))
+    g64 = a1a_obj.grad(X)
+    g32 = DeviceObjective(a1a_obj, FAKE, np.float32).grad(X)
+    assert g32.dtype == np.float64
+    err = np.linalg.norm(g32 - g64) / np.linalg.norm(g64)
+    assert 0 < err < 1e-5
+
+
+# --- experiments and the command line ---------------------------------------------------
+
+def test_run_on_fake_device_equals_cpu_with_identity(tmp_path):
+    from mast_cli.experiments.config import RunConfig
+    from mast_cli.experiments.run import run_experiment
+
+    kw = dict(dataset="a1a", sketch="identity", iters=20, seeds=2, step=["theory", "0.5x"], eval_sketches=3)
+    cpu = run_experiment(RunConfig(**kw), tmp_path / "cpu")
+    fake = run_experiment(RunConfig(**kw, device="fake", unit_size=3), tmp_path / "fake")
+    assert (tmp_path / "cpu" / "trajectories.csv").read_bytes() == (tmp_path / "fake" / "trajectories.csv").read_bytes()
+    assert len(cpu) == len(fake)
+    assert "device" not in RunConfig(**kw).to_dict()             # CPU unit keys unchanged
+    assert RunConfig(**kw, device="cuda").to_dict()["device"] == "cuda"
+
+
+def test_run_on_fake_device_bernoulli_is_close_to_cpu(tmp_path):
+    from mast_cli.experiments.config import RunConfig
+    from mast_cli.experiments.run import run_experiment
+
+    kw = dict(dataset="a1a", sketch="bernoulli", sparsity=[0.5], iters=30, seeds=12, eval_sketches=2)
+    cpu = run_experiment(RunConfig(**kw), tmp_path / "cpu")
+    fake = run_experiment(RunConfig(**kw, device="fake"), tmp_path / "fake")
+    last = lambda df: df[df.iteration == 30].erm_loss.to_numpy()        # noqa: E731
+    a, b = last(cpu), last(fake)
+    assert not np.array_equal(a, b)                  # other streams ...
+    se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+    assert abs(a.mean() - b.mean()) <= 4 * se         # ... same distribution
+
+
+def test_prune_on_fake_device_equals_cpu(tmp_path):
+    from mast_cli.experiments.prune import PruneConfig, run_prune
+
+    kw = dict(dataset="a1a", sparsity=[0.5], masks=9, iters=20)
+    run_prune(PruneConfig(**kw), tmp_path / "cpu")
+    run_prune(PruneConfig(**kw, device="fake"), tmp_path / "fake")
+    a = pd.read_csv(tmp_path / "cpu" / "pruning.csv")
+    b = pd.read_csv(tmp_path / "fake" / "pruning.csv")
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("cmd", [["run", "--iters", "3"], ["prune", "--iters", "3"], ["verify", "--quick"]])
+def test_cuda_without_gpu_is_one_line_exit_2(cmd, tmp_path):
+    if cuda_status() is None:
+        pytest.skip("a GPU is available here")
+    from mast_cli.cli import cli
+
+    out = tmp_path / "o"
+    res = CliRunner().invoke(cli, cmd + ["-d", "a1a", "--device", "cuda", "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: --device cuda is not available"), res.output
+    assert not out.exists()
+
+
+def test_cuda_algorithm_restriction(monkeypatch):
+    import mast_cli.experiments.device as ed
+
+    monkeypatch.setattr(ed, "check_device", lambda device: None)        # pretend a GPU
+    with pytest.raises(MastError, match="does not run on --device cuda"):
+        ed.check_run_device("cuda", "vr")
+    ed.check_run_device("cuda", "dsgd")
+
+
+def test_experiment_file_device_key(tmp_path):
+    from mast_cli.experiments.config import load_config_file
+
+    p = tmp_path / "e.toml"
+    p.write_text('kind = "run"\n[config]\ndataset = "a1a"\ndevice = "cuda"\n')
+    assert load_config_file(p)["device"] == "cuda"
+
+
+# --- the same checks on a GPU (skipped without one) -------------------------------------
+
+@pytest.mark.gpu
+def test_gpu_philox_equals_numpy():
+    be = _cuda()
+    keys = seed_keys(np, [0, 1, 2**33 + 5])
+    want = uniforms(np, keys, 7, 2, 11)
+    dkeys = seed_keys(be.xp, [0, 1, 2**33 + 5])
+    np.testing.assert_array_equal(be.to_host(uniforms(be.xp, dkeys, 7, 2, 11, fused=True)), want)
+    np.testing.assert_array_equal(be.to_host(uniforms(be.xp, dkeys, 7, 2, 11, fused=False)), want)
+
+
+@pytest.mark.gpu
+def test_gpu_identity_and_statistical_agreement(a1a_obj):
+    be = _cuda()
+    rows = device_agreement(a1a_obj, be, Bernoulli(a1a_obj.d, 0.5), seeds=32, iters=60)
+    assert all(r["ok"] for r in rows), rows
+
+
+@pytest.mark.gpu
+def test_gpu_chunked_equals_unchunked_and_reproducible(a1a_obj):
+    be = _cuda()
+    sks = [Bernoulli(a1a_obj.d, 0.5)] * 6
+    a = dsgd_device(a1a_obj, sks, [1.0] * 6, range(6), 20, backend=be)
+    b = dsgd_device(a1a_obj, sks, [1.0] * 6, range(6), 20, backend=be)
+    np.testing.assert_array_equal(a.x_final, b.x_final)              # run to run
+    fixed, per = dsgd_memory(a1a_obj)
+    from mast_cli.core.backend import Backend
+
+    small = Backend("cuda", be.xp, be.sparse, fixed + 2 * per)
+    c = dsgd_device(a1a_obj, sks, [1.0] * 6, range(6), 20, backend=small)
+    assert len(c.extra["chunks"]) == 3
+    np.testing.assert_allclose(c.x_final, a.x_final, rtol=0, atol=1e-12)
+    # the fake backend draws the same sketches (integer Philox): same iterates to rounding
+    f = dsgd_device(a1a_obj, sks, [1.0] * 6, range(6), 20, backend=FAKE)
+    np.testing.assert_allclose(a.x_final, f.x_final, rtol=0, atol=1e-10)
+
+
+@pytest.mark.gpu
+def test_gpu_masked_accuracy(a1a, rng):
+    be = _cuda()
+    x, v = rng.standard_normal(a1a.d), np.zeros(a1a.d)
+    S = Bernoulli(a1a.d, 0.4).sample(rng, 50)
+    want = masked_accuracy(a1a.X_test, a1a.y_test, x, v, S)
+    got = device_masked_accuracy(be, a1a.X_test, a1a.y_test, x, v, S)
+    assert np.max(np.abs(got - want)) <= 2.0 / a1a.X_test.shape[0]      # a margin at 0 may flip
