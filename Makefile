@@ -8,7 +8,7 @@ QUICK  ?=
 JOBS   ?= 2
 PYTEST  = $(BIN)/python -m pytest
 
-.PHONY: install run test fuzz verify bench reproduce clean help
+.PHONY: install run test fuzz verify bench reproduce gpu-check clean help
 
 help:
 	@echo "make run        install, run a short experiment on bundled data, draw its figure"
@@ -17,6 +17,7 @@ help:
 	@echo "make verify     full numerical check of every lemma/theorem on all bundled datasets"
 	@echo "make bench      performance benchmarks (QUICK=1 for a 1-minute version)"
 	@echo "make reproduce  every paper figure (DATASET=a9a by default; DATASET=a5a downloads)"
+	@echo "make gpu-check  GPU-vs-CPU agreement tests + device timing table (needs an NVIDIA GPU)"
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +68,13 @@ bench: install
 # Every paper figure (experiments/*.toml) on DATASET (bundled a9a by default; a5a downloads).
 reproduce: install
 	$(MAST) reproduce --dataset $(DATASET) --jobs $(JOBS)
+
+# GPU-vs-CPU agreement tests (pytest -m gpu) and the device timing table
+# (benchmarks/gpu_results.md/.json), a few minutes on one GPU; no install step, so it also runs
+# on a machine without network (python3 with CuPy, this checkout on PYTHONPATH).  Without a GPU
+# it says so in one line and exits 3.  See benchmarks/gpu_check.sh.
+gpu-check:
+	@bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

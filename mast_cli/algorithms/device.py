@@ -28,11 +28,12 @@ import numpy as np
 
 from ..core.backend import get_backend, plan_chunks
 from ..core.device import DeviceObjective, DeviceSketches, objective_bytes
-from ..core.philox import seed_keys
+from ..core.philox import seed_keys, uniforms
 from ..io.errors import check
 from ._engine import History, as_columns, log_iterations
 
-__all__ = ["dsgd_device", "dsgd_memory", "device_agreement"]
+__all__ = ["dsgd_device", "dsgd_memory", "distributed_device", "distributed_memory", "l_svrdsg_device",
+           "vr_memory", "device_loop", "device_agreement"]
 
 
 def dsgd_memory(obj, extra_rows=0, dtype=np.float64):
@@ -135,10 +136,33 @@ def dsgd_device(obj, sketches, steps, seeds, iters, x0=None, v=None, *, log_ever
 
 
 def _run_chunk(dobj, be, sketches, gam, seeds, X0, V0, iters, points, metrics_fn, tick):
+    """Algorithm 1 (I) on one chunk of columns."""
+    draws = DeviceSketches(sketches, seed_keys(be.xp, seeds), be)
+    V = be.xp.asarray(V0)
+
+    def step(t, X, ga):
+        S = draws.draw(t)
+        Y = V + S * (X - V)
+        X -= ga * (S * dobj.grad(Y))
+        return X
+
+    return device_loop(be, step, X0, gam, iters, points, metrics_fn, tick)
+
+
+def device_loop(be, step, X0, gam, iters, points, metrics_fn=None, tick=None):
+    """The device engine's loop: any step ``(t, X, γ ⊙ alive) -> X`` on R columns.
+
+    Divergence bookkeeping as the CPU :class:`~._engine.Recorder` (a column that becomes
+    non-finite is frozen at its last finite iterate and recorded in ``diverged_at``), but
+    on the device without host round trips; metrics at the log ``points`` only.
+
+    Returns
+    -------
+    (metrics dict of (L, R) host arrays, last finite iterates (d, R), diverged_at (R,))
+    """
     xp = be.xp
-    R = len(sketches)
-    draws = DeviceSketches(sketches, seed_keys(xp, seeds), be)
-    X, V = xp.asarray(X0), xp.asarray(V0)
+    X = xp.asarray(X0).copy()
+    R = X.shape[1]
     g = xp.asarray(gam)
     alive = xp.ones(R, dtype=bool)
     diverged = xp.full(R, -1, dtype=xp.int64)
@@ -148,15 +172,13 @@ def _run_chunk(dobj, be, sketches, gam, seeds, X0, V0, iters, points, metrics_fn
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for t in range(iters + 1):
             if t:
-                S = draws.draw(t - 1)
-                Y = V + S * (X - V)
-                G = dobj.grad(Y)
-                X -= (g * alive) * (S * G)
+                X = step(t - 1, X, g * alive)
                 bad = alive & ~xp.isfinite(X).all(axis=0)
                 diverged = xp.where(bad, t, diverged)
                 alive &= ~bad
                 X = xp.where(bad[None, :], last, X)
-                tick()
+                if tick is not None:
+                    tick()
             last = xp.where(alive[None, :], X, last)
             if nxt < len(points) and points[nxt] == t:
                 nxt += 1
@@ -168,13 +190,180 @@ def _run_chunk(dobj, be, sketches, gam, seeds, X0, V0, iters, points, metrics_fn
                         dv = be.to_host(diverged).copy()
                         dv[bad] = t
                         diverged = xp.asarray(dv)
-                        alive = xp.asarray(live & ~bad)
                         live = live & ~bad
+                        alive = xp.asarray(live)
                     for name, val in vals.items():
                         val[~live] = np.nan
                         rows.setdefault(name, []).append(val)
     metrics = {k: np.vstack(val) for k, val in rows.items()}
     return metrics, be.to_host(last).copy(), be.to_host(diverged).astype(int)
+
+
+def _prepare(obj, backend, dtype, sketches_or_R, steps, seeds, x0, v):
+    if isinstance(obj, DeviceObjective):
+        dobj, be = obj, obj.backend
+    else:
+        be = get_backend(backend)
+        dobj = DeviceObjective(obj, be, dtype)
+    R = sketches_or_R if isinstance(sketches_or_R, int) else len(sketches_or_R)
+    d = dobj.d
+    check(R >= 1, "no trajectories to run")
+    V = np.zeros((d, R)) if v is None else as_columns(v, d, R)
+    X0 = V.copy() if x0 is None else as_columns(x0, d, R)
+    gam = np.asarray(steps, dtype=np.float64).reshape(R)
+    return dobj, be, R, V, X0, gam, np.asarray(seeds).reshape(R)
+
+
+def _assemble(parts, points, chunks):
+    metrics = {k: np.hstack([p[0][k] for p in parts]) for k in parts[0][0]}
+    return History(np.array(points), metrics, np.hstack([p[1] for p in parts]),
+                   np.concatenate([p[2] for p in parts]), {"chunks": chunks})
+
+
+def distributed_memory(obj, M, dtype=np.float64):
+    """Device bytes of one Algorithm 2 launch: (fixed, per trajectory); see :func:`dsgd_memory`."""
+    isz = np.dtype(dtype).itemsize
+    per = isz * 3 * obj.n + 8 * (8 * M * obj.d + 10 * obj.d) + 8 * 12 * M * (obj.d // 2 + 1)
+    return 2 * objective_bytes(obj, isz), per
+
+
+def distributed_device(obj, partition, sketches, steps, seeds, iters, x0=None, v=None, *, log_every=1,
+                       metrics_fn=None, progress=None, backend="cuda", dtype=np.float64, memory=None):
+    """Algorithm 2 (Distributed Double Sketched GD) on a device backend.
+
+    x_{t+1} = x_t − γ (1/M) Σ_i S_{i,t} ∇f_i(v + S_{i,t}(x_t − v)),  f_i = (M/n) Σ_{j∈P_i} φ_j + r
+    (mast-theory §4; as :func:`mast_cli.algorithms.distributed_dsgd`).  Every worker draws
+    its sketch independently from the trajectory's sketch distribution, worker i from
+    Philox stream σ = 4(i + 1).  The workers' margins come from one product with the
+    block-diagonal B = blockdiag(Ab_{P_1}, …, Ab_{P_M}) (n × M·d), as on the CPU.
+
+    Parameters
+    ----------
+    partition : list of M int arrays
+        The workers' rows (shared by all trajectories).
+    sketches : list of Sketch, length R
+        Each trajectory's distribution, used independently by every worker.
+    Other parameters as :func:`dsgd_device`.
+
+    Returns
+    -------
+    History
+    """
+    import scipy.sparse as sp
+
+    dobj, be, R, V, X0, gam, seeds = _prepare(obj, backend, dtype, sketches, steps, seeds, x0, v)
+    xp, cpu, d, n = be.xp, dobj.obj, dobj.d, dobj.n
+    parts_rows = [np.asarray(P) for P in partition]
+    M = len(parts_rows)
+    B = sp.block_diag([cpu.Ab[P] for P in parts_rows], format="csr")
+    Bd = be.csr(B, dobj.dtype)
+    BdT = be.csr(B.T, dobj.dtype) if be.is_gpu else Bd.T
+    fixed, per = distributed_memory(cpu, M, dobj.dtype)
+    chunks = plan_chunks(R, per, fixed, memory if memory is not None else be.free_memory())
+    points = log_iterations(iters, log_every)
+    bar = _Progress(progress, R)
+    scale = M / n
+
+    def run(a, b):
+        draws = DeviceSketches(sketches[a:b], seed_keys(xp, seeds[a:b]), be)
+        Vc = xp.asarray(V[:, a:b])
+        Rc = b - a
+
+        def step(t, X, ga):
+            S = xp.stack([draws.draw(t, stream=4 * (i + 1)) for i in range(M)])      # (M, d, Rc)
+            Y = Vc[None] + S * (X - Vc)[None]
+            W = dobj.neg_sigmoid(Bd @ dobj.cast(Y.reshape(M * d, Rc)))
+            G = (BdT @ W).astype(np.float64).reshape(M, d, Rc) * scale + dobj.penalty.grad(Y)
+            X -= ga * ((S * G).sum(axis=0) / M)
+            return X
+
+        mf = (lambda X: metrics_fn(X, slice(a, b))) if metrics_fn else None
+        return device_loop(be, step, X0[:, a:b], gam[a:b], iters, points, mf, lambda: bar.step(Rc))
+
+    return _assemble([run(a, b) for a, b in chunks], points, chunks)
+
+
+def vr_memory(obj, dtype=np.float64):
+    """Device bytes of one Algorithm 3 launch: (fixed, per trajectory); see :func:`dsgd_memory`."""
+    isz = np.dtype(dtype).itemsize
+    per = isz * 6 * obj.n + 8 * 30 * obj.d
+    return objective_bytes(obj, isz), per
+
+
+def l_svrdsg_device(obj, pool, steps, seeds, iters, ref_prob, x0=None, v=None, *, pool_weights=None,
+                    log_every=1, metrics_fn=None, progress=None, backend="cuda", dtype=np.float64,
+                    memory=None):
+    """Algorithm 3 (L-SVRDSG) with the exact reference (b = N) on a device backend.
+
+    As :func:`mast_cli.algorithms.l_svrdsg` with ``ref_batch = N`` (mast-theory §4, §5):
+
+        j_t ~ q,  g_t = ∇f_{S_j}(x_t) − ∇f_{S_j}(w_t) + ∇f_pool(w_t),  x_{t+1} = x_t − γ g_t,
+        with probability p: w_{t+1} = x_t (and ∇f_pool(w_{t+1}) recomputed).
+
+    j_t comes from Philox stream 0 (inverse CDF of q), the coin from stream 2.  The
+    reference gradients of the trajectories whose coin fired are recomputed together,
+    one pooled sketch at a time (memory: (n, fired) margins).
+
+    Parameters
+    ----------
+    pool : ndarray (N, d)
+        The sketch pool, shared by all trajectories.
+    ref_prob : float
+        p ∈ (0, 1].
+    pool_weights : ndarray (N,), optional
+    Other parameters as :func:`dsgd_device`.
+    """
+    from ..core.philox import STREAM_COIN
+    from ..core.pool import EmpiricalSketch
+
+    dobj, be, R, V, X0, gam, seeds = _prepare(obj, backend, dtype, len(seeds), steps, seeds, x0, v)
+    xp = be.xp
+    pool = np.asarray(pool, dtype=np.float64)
+    check(pool.ndim == 2 and pool.shape[1] == dobj.d, f"pool must be (N, {dobj.d}), got shape {pool.shape}")
+    p = float(ref_prob)
+    check(0 < p <= 1, f"ref_prob p={p:g} must be in (0, 1]")
+    emp = EmpiricalSketch(pool, pool_weights)
+    fixed, per = vr_memory(dobj.obj, dobj.dtype)
+    chunks = plan_chunks(R, per, fixed, memory if memory is not None else be.free_memory())
+    points = log_iterations(iters, log_every)
+    bar = _Progress(progress, R)
+
+    def run(a, b):
+        keys = seed_keys(xp, seeds[a:b])
+        draws = DeviceSketches([emp] * (b - a), keys, be)
+        Vc = xp.asarray(V[:, a:b])
+        Sd = xp.asarray(pool)
+        state = {}
+
+        def pool_grad(Xs, Vs):
+            # ∇f_pool with per-column shifts: f(v + s(x − v)) = f(s x + (1 − s) v)
+            G = xp.zeros_like(Xs)
+            for j in range(pool.shape[0]):
+                s = Sd[j][:, None]
+                G += float(emp.weights[j]) * (s * dobj.grad(Vs + s * (Xs - Vs)))
+            return G
+
+        def step(t, X, ga):
+            if not state:
+                state["W"] = X.copy()
+                state["G"] = pool_grad(X, Vc)
+            W, G = state["W"], state["G"]
+            S = draws.draw(t)
+            Y = xp.concatenate([Vc + S * (X - Vc), Vc + S * (W - Vc)], axis=1)
+            H = dobj.grad(Y)
+            Rc = X.shape[1]
+            g = S * H[:, :Rc] - S * H[:, Rc:] + G
+            fire = uniforms(xp, keys, t, STREAM_COIN, 1)[0] < p
+            idx = xp.flatnonzero(fire)
+            if int(idx.size):
+                W[:, idx] = X[:, idx]
+                G[:, idx] = pool_grad(X[:, idx], Vc[:, idx])
+            return X - ga * g
+
+        mf = (lambda X: metrics_fn(X, slice(a, b))) if metrics_fn else None
+        return device_loop(be, step, X0[:, a:b], gam[a:b], iters, points, mf, lambda: bar.step(b - a))
+
+    return _assemble([run(a, b) for a, b in chunks], points, chunks)
 
 
 def device_agreement(obj, backend, sketch, seeds=32, iters=60, step=None, exact_seeds=4, z_max=4.0):

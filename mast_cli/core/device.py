@@ -59,14 +59,16 @@ class DeviceObjective:
         self.Ab = backend.csr(obj.Ab, self.dtype)
         self.AbT = backend.csr(obj.Ab.T, self.dtype) if backend.is_gpu else self.Ab.T
 
-    def _cast(self, X):
+    def cast(self, X):
+        """X in the dtype of the data products (a no-op in float64)."""
         return X if self.dtype == np.float64 else X.astype(self.dtype)
 
     def margins(self, X):
         """z = b ⊙ (A X), shape (n, R), in the objective's dtype."""
-        return self.Ab @ self._cast(X)
+        return self.Ab @ self.cast(X)
 
-    def _neg_sigmoid(self, z):
+    def neg_sigmoid(self, z):
+        """−σ(−z) = −1/(1 + eᶻ) on a fresh array (as :func:`mast_cli.core.kernels.neg_sigmoid`)."""
         xp = self.xp
         e = xp.exp(z)          # overflow gives inf, then −1/inf = −0, as on the CPU
         e += 1.0
@@ -76,7 +78,7 @@ class DeviceObjective:
 
     def grad(self, X):
         """∇f at each column of X (d, R): −(1/n) Abᵀ σ(−Ab X) + ∇r(X), float64."""
-        W = self._neg_sigmoid(self.margins(X))
+        W = self.neg_sigmoid(self.margins(X))
         G = self.AbT @ W
         if G.dtype != np.float64:
             G = G.astype(np.float64)
@@ -114,7 +116,7 @@ class DeviceObjective:
         """(f, ∇f) at each column of X, sharing the product A·X."""
         z = self.margins(X)
         val = self._col_mean(self._loss(z)).astype(np.float64) + self._pen_value(X)
-        G = self.AbT @ self._neg_sigmoid(z)
+        G = self.AbT @ self.neg_sigmoid(z)
         if G.dtype != np.float64:
             G = G.astype(np.float64)
         return val, G / self.n + self.penalty.grad(X)
@@ -238,6 +240,10 @@ class DevicePool:
     def _blocks(self):
         for a in range(0, self.N, self.per):
             yield a, min(self.N, a + self.per)
+
+    def grad(self, X):
+        """∇f_pool (d, R) at each column of X (device arrays)."""
+        return self.value_grad(X)[1]
 
     def value_grad(self, X):
         """(f_pool (R,), ∇f_pool (d, R)) at each column of X (device arrays)."""
