@@ -423,3 +423,28 @@ def test_verify_device_rows_on_fake_backend():
     names = [r.check for r in out["rows"]]
     assert names == ["device-identity-exact", "device-bernoulli-mean"]
     assert out["violated"] == 0 and all(r.verdict == "ok" for r in out["rows"])
+
+
+def test_device_refuses_other_objectives(a1a_obj, monkeypatch):
+    import mast_cli.experiments.device as ed
+
+    class Other:
+        name = "ridge"
+        penalty = a1a_obj.penalty
+        Ab = a1a_obj.Ab
+
+    with pytest.raises(MastError, match="objective 'ridge' is not available on the device"):
+        DeviceObjective(Other(), FAKE)
+    with pytest.raises(MastError, match="--objective ridge does not run on --device fake"):
+        ed.check_run_device("fake", "dsgd", "ridge")
+    ed.check_run_device("fake", "dsgd", "logreg-nonconvex")
+
+
+def test_nonconvex_objective_on_device(a1a, rng):
+    from mast_cli.core.objective import LogisticNonconvex
+
+    obj = LogisticNonconvex(a1a.X, a1a.y, 1e-2)
+    X = rng.standard_normal((obj.d, 3))
+    dobj = DeviceObjective(obj, FAKE)
+    np.testing.assert_array_equal(dobj.value(X), obj.value(X))
+    np.testing.assert_allclose(dobj.grad(X), obj.grad(X), rtol=1e-12, atol=1e-15)

@@ -14,11 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..io.errors import MastError
+from .penalties import L2, SmoothNonconvex
 from .philox import STREAM_SKETCH, normals, uniforms
 
 __all__ = ["DeviceObjective", "DeviceSketches", "DevicePool", "device_masked_accuracy", "objective_bytes",
-           "DEVICE_SKETCHES"]
+           "DEVICE_SKETCHES", "DEVICE_OBJECTIVES"]
 
+#: Objectives (logistic data term, L2 or smooth non-convex penalty) the device evaluates.
+DEVICE_OBJECTIVES = ("logreg", "logreg-nonconvex")
 #: Sketch families the device draws (others are refused with a one-line error).
 DEVICE_SKETCHES = ("identity", "bernoulli", "dropout-unscaled", "gaussian", "rand-k", "perm-k", "pool")
 
@@ -48,8 +51,11 @@ class DeviceObjective:
     """
 
     def __init__(self, obj, backend, dtype=np.float64):
-        if not hasattr(obj, "Ab"):
-            raise MastError(f"objective '{getattr(obj, 'name', obj)}' is not available on the device")
+        name = getattr(obj, "name", type(obj).__name__)
+        if name not in DEVICE_OBJECTIVES or not hasattr(obj, "Ab") or \
+                not isinstance(obj.penalty, (L2, SmoothNonconvex)):
+            raise MastError(f"objective '{name}' is not available on the device; "
+                            f"choose one of {', '.join(DEVICE_OBJECTIVES)}")
         self.obj, self.backend, self.xp = obj, backend, backend.xp
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float64, np.float32):
@@ -100,8 +106,7 @@ class DeviceObjective:
 
     def _pen_value(self, X):
         if self.backend.is_gpu:         # penalties reduce with NumPy's col_sum: do it here
-            name = type(self.penalty).__name__
-            if name == "L2":
+            if isinstance(self.penalty, L2):
                 return 0.5 * self.penalty.lam * self._col_sum(X * X)
             X2 = X * X
             return self.penalty.lam * self._col_sum(X2 / (1.0 + X2))

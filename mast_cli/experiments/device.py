@@ -13,7 +13,7 @@ import numpy as np
 
 from ..algorithms.device import dsgd_device
 from ..core.backend import check_device, get_backend, fake_backend
-from ..core.device import DeviceObjective
+from ..core.device import DEVICE_OBJECTIVES, DeviceObjective
 from ..io.errors import MastError
 
 __all__ = ["DEVICE_ALGORITHMS", "check_run_device", "backend_of", "make_device_metrics", "run_dsgd_device"]
@@ -27,17 +27,21 @@ def backend_of(device):
     return fake_backend() if device == "fake" else get_backend(device)
 
 
-def check_run_device(device, algorithm=None):
+def check_run_device(device, algorithm=None, objective=None):
     """Validate a config's ``device`` (one-line :class:`MastError`, exit 2).
 
     ``fake`` (NumPy posing as a device) is accepted for tests and dry runs.
     """
-    if device == "fake":
+    if device != "fake":
+        check_device(device)
+    if device == "cpu":
         return
-    check_device(device)
-    if device != "cpu" and algorithm is not None and algorithm not in DEVICE_ALGORITHMS:
+    if algorithm is not None and algorithm not in DEVICE_ALGORITHMS:
         raise MastError(f"--algorithm {algorithm} does not run on --device {device} yet; "
                         f"use {', '.join(DEVICE_ALGORITHMS)} or --device cpu")
+    if objective is not None and objective not in DEVICE_OBJECTIVES:
+        raise MastError(f"--objective {objective} does not run on --device {device}; "
+                        f"use {', '.join(DEVICE_OBJECTIVES)} or --device cpu")
 
 
 def make_device_metrics(problem, v, eval_sets, dobj, test=True):

@@ -100,7 +100,7 @@ def validate_prune(cfg):
     for s in cfg.sparsity:
         check(0 <= s < 1, f"sparsity {s} must be in [0, 1)")
     parse_step(cfg.step)
-    check_run_device(cfg.device)
+    check_run_device(cfg.device, objective=cfg.objective)
 
 
 def train_mast(obj, sketch, step, iters, seed, v, X_val, y_val, log_every):

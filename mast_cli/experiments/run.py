@@ -111,7 +111,7 @@ def validate_config(cfg):
           f"eval_sketches {cfg.eval_sketches} must be an integer >= 0")
     check(isinstance(cfg.unit_size, int) and cfg.unit_size >= 1,
           f"unit_size {cfg.unit_size} must be an integer >= 1")
-    check_run_device(cfg.device, cfg.algorithm)
+    check_run_device(cfg.device, cfg.algorithm, cfg.objective)
     check(cfg.sampling in ("uniform", "importance"),
           f"unknown sampling '{cfg.sampling}'; choose uniform or importance")
     for tok in cfg.step:
