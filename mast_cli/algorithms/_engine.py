@@ -203,7 +203,7 @@ def as_columns(x, d, R):
     return x.copy()
 
 
-def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=None):
+def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=None, recorder=Recorder):
     """The engine loop of every algorithm: step, divergence check, logging, progress.
 
     For t = 0, …, T − 1: ``step(X, t, alive)`` applies the algorithm's update x_t → x_{t+1}
@@ -227,13 +227,16 @@ def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=N
         Called with 1 after every step.
     extra : callable, optional
         () -> dict of algorithm-specific arrays stored in the history.
+    recorder : callable, default=Recorder
+        (X, iters, log_every, metrics_fn) -> a :class:`Recorder`; the device engine
+        (:mod:`mast_cli.algorithms.device`) passes one that keeps its state on the device.
 
     Returns
     -------
     History
         The logged metrics, last finite iterates and divergence iterations.
     """
-    rec = Recorder(X, iters, log_every, metrics_fn)
+    rec = recorder(X, iters, log_every, metrics_fn)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         rec.log(X, 0)
         for t in range(iters):

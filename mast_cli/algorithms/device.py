@@ -1,4 +1,4 @@
-"""Algorithm 1 (I) on an array backend (``--device cuda``; the ``fake`` backend on the CPU).
+"""Algorithms 1 (I), 2 and 3 on an array backend (``--device cuda``; the ``fake`` backend on the CPU).
 
 The same update as :func:`mast_cli.algorithms.dsgd.dsgd` (mast-theory §4, Algorithm 1 (I)):
 
@@ -10,8 +10,10 @@ that make it a device loop:
 * sketches come from Philox streams keyed by each trajectory's seed
   (:mod:`mast_cli.core.philox`), drawn for all trajectories in one elementwise pass per
   step (no Python loop over trajectories, no host round trip);
-* divergence bookkeeping stays on the device (masks and ``where``), so a step never
-  waits for the host; metrics are computed and copied back at log points only;
+* the steps run in the engine loop of every algorithm
+  (:func:`mast_cli.algorithms._engine.run_steps`) with a :class:`DeviceRecorder`: divergence
+  bookkeeping stays on the device (masks and ``copyto``), so a step never waits for the
+  host; metrics are computed and copied back at log points only;
 * before launching, the device memory a trajectory needs is estimated
   (:func:`dsgd_memory`) and R is split into chunks that fit
   (:func:`mast_cli.core.backend.plan_chunks`).  Trajectories are independent and their
@@ -30,10 +32,10 @@ from ..core.backend import get_backend, plan_chunks
 from ..core.device import DeviceObjective, DeviceSketches, objective_bytes
 from ..core.philox import seed_keys, uniforms
 from ..io.errors import check
-from ._engine import History, as_columns, log_iterations
+from ._engine import History, Recorder, as_columns, log_iterations, run_steps
 
 __all__ = ["dsgd_device", "dsgd_memory", "distributed_device", "distributed_memory", "l_svrdsg_device",
-           "vr_memory", "device_loop", "device_agreement"]
+           "vr_memory", "device_loop", "DeviceRecorder", "device_agreement"]
 
 
 def dsgd_memory(obj, extra_rows=0, dtype=np.float64):
@@ -126,7 +128,7 @@ def dsgd_device(obj, sketches, steps, seeds, iters, x0=None, v=None, *, log_ever
     chunks = plan_chunks(R, per, fixed, budget)
     points = log_iterations(iters, log_every)
     bar = _Progress(progress, R)
-    parts = [_run_chunk(dobj, be, sketches[a:b], gam[a:b], seeds[a:b], X0[:, a:b], V[:, a:b], iters, points,
+    parts = [_run_chunk(dobj, be, sketches[a:b], gam[a:b], seeds[a:b], X0[:, a:b], V[:, a:b], iters, log_every,
                         (lambda X, a=a, b=b: metrics_fn(X, slice(a, b))) if metrics_fn else None,
                         lambda w=b - a: bar.step(w))
              for a, b in chunks]
@@ -135,7 +137,7 @@ def dsgd_device(obj, sketches, steps, seeds, iters, x0=None, v=None, *, log_ever
                    np.concatenate([p[2] for p in parts]), {"chunks": chunks})
 
 
-def _run_chunk(dobj, be, sketches, gam, seeds, X0, V0, iters, points, metrics_fn, tick):
+def _run_chunk(dobj, be, sketches, gam, seeds, X0, V0, iters, log_every, metrics_fn, tick):
     """Algorithm 1 (I) on one chunk of columns."""
     draws = DeviceSketches(sketches, seed_keys(be.xp, seeds), be)
     V = be.xp.asarray(V0)
@@ -146,15 +148,61 @@ def _run_chunk(dobj, be, sketches, gam, seeds, X0, V0, iters, points, metrics_fn
         X -= ga * (S * dobj.grad(Y))
         return X
 
-    return device_loop(be, step, X0, gam, iters, points, metrics_fn, tick)
+    return device_loop(be, step, X0, gam, iters, log_every, metrics_fn, tick)
 
 
-def device_loop(be, step, X0, gam, iters, points, metrics_fn=None, tick=None):
-    """The device engine's loop: any step ``(t, X, γ ⊙ alive) -> X`` on R columns.
+class DeviceRecorder(Recorder):
+    """:class:`~._engine.Recorder` with its state on the device: the divergence check of a
+    step needs no host round trip (masks and ``copyto``); metrics are copied to the host
+    at the log points only.  Same rules as the CPU recorder."""
 
-    Divergence bookkeeping as the CPU :class:`~._engine.Recorder` (a column that becomes
-    non-finite is frozen at its last finite iterate and recorded in ``diverged_at``), but
-    on the device without host round trips; metrics at the log ``points`` only.
+    def __init__(self, be, X, iters, log_every, metrics_fn):
+        xp = be.xp
+        self.be, self.xp = be, xp
+        self.points = log_iterations(iters, log_every)
+        self._next = 0
+        self.metrics_fn = metrics_fn
+        self.R = X.shape[1]
+        self.diverged_at = xp.full(self.R, -1, dtype=xp.int64)
+        self.alive = xp.ones(self.R, dtype=bool)
+        self.last_good = X.copy()
+        self.rows = {}
+
+    def check(self, X, t):
+        xp = self.xp
+        bad = self.alive & ~xp.isfinite(X).all(axis=0)
+        self.diverged_at = xp.where(bad, t, self.diverged_at)
+        self.alive &= ~bad
+        xp.copyto(X, self.last_good, where=bad[None, :])
+        return bad
+
+    def log(self, X, t):
+        xp, be = self.xp, self.be
+        xp.copyto(self.last_good, X, where=self.alive[None, :])
+        if self._next < len(self.points) and self.points[self._next] == t:
+            self._next += 1
+            if self.metrics_fn is not None:
+                vals = {k: np.array(be.to_host(v), dtype=np.float64) for k, v in self.metrics_fn(X).items()}
+                live = be.to_host(self.alive).copy()
+                bad = live & ~np.all([np.isfinite(v) for v in vals.values()], axis=0)
+                if bad.any():
+                    dv = be.to_host(self.diverged_at).copy()
+                    dv[bad] = t
+                    live &= ~bad
+                    self.diverged_at, self.alive = xp.asarray(dv), xp.asarray(live)
+                for name, v in vals.items():
+                    v[~live] = np.nan
+                    self.rows.setdefault(name, []).append(v)
+
+    def history(self, extra=None):
+        metrics = {k: np.vstack(v) for k, v in self.rows.items()}
+        return History(np.array(self.points), metrics, self.be.to_host(self.last_good).copy(),
+                       self.be.to_host(self.diverged_at).astype(int), extra or {})
+
+
+def device_loop(be, step, X0, gam, iters, log_every, metrics_fn=None, tick=None):
+    """Run a device step ``(t, X, γ ⊙ alive) -> X`` with the engine loop
+    (:func:`mast_cli.algorithms._engine.run_steps`) and a :class:`DeviceRecorder`.
 
     Returns
     -------
@@ -162,41 +210,16 @@ def device_loop(be, step, X0, gam, iters, points, metrics_fn=None, tick=None):
     """
     xp = be.xp
     X = xp.asarray(X0).copy()
-    R = X.shape[1]
     g = xp.asarray(gam)
-    alive = xp.ones(R, dtype=bool)
-    diverged = xp.full(R, -1, dtype=xp.int64)
-    last = X.copy()
-    rows = {}
-    nxt = 0
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for t in range(iters + 1):
-            if t:
-                X = step(t - 1, X, g * alive)
-                bad = alive & ~xp.isfinite(X).all(axis=0)
-                diverged = xp.where(bad, t, diverged)
-                alive &= ~bad
-                X = xp.where(bad[None, :], last, X)
-                if tick is not None:
-                    tick()
-            last = xp.where(alive[None, :], X, last)
-            if nxt < len(points) and points[nxt] == t:
-                nxt += 1
-                if metrics_fn is not None:
-                    vals = {k: np.array(be.to_host(val), dtype=np.float64) for k, val in metrics_fn(X).items()}
-                    live = be.to_host(alive)
-                    bad = live & ~np.all([np.isfinite(val) for val in vals.values()], axis=0)
-                    if bad.any():
-                        dv = be.to_host(diverged).copy()
-                        dv[bad] = t
-                        diverged = xp.asarray(dv)
-                        live = live & ~bad
-                        alive = xp.asarray(live)
-                    for name, val in vals.items():
-                        val[~live] = np.nan
-                        rows.setdefault(name, []).append(val)
-    metrics = {k: np.vstack(val) for k, val in rows.items()}
-    return metrics, be.to_host(last).copy(), be.to_host(diverged).astype(int)
+
+    def one(X, t, alive):
+        out = step(t, X, g * alive)
+        if out is not X:
+            X[...] = out
+
+    h = run_steps(one, X, iters, log_every, metrics_fn, None if tick is None else (lambda k: tick()),
+                  recorder=lambda X_, it, le, mf: DeviceRecorder(be, X_, it, le, mf))
+    return h.metrics, h.x_final, h.diverged_at
 
 
 def _prepare(obj, backend, dtype, sketches_or_R, steps, seeds, x0, v):
@@ -278,7 +301,7 @@ def distributed_device(obj, partition, sketches, steps, seeds, iters, x0=None, v
             return X
 
         mf = (lambda X: metrics_fn(X, slice(a, b))) if metrics_fn else None
-        return device_loop(be, step, X0[:, a:b], gam[a:b], iters, points, mf, lambda: bar.step(Rc))
+        return device_loop(be, step, X0[:, a:b], gam[a:b], iters, log_every, mf, lambda: bar.step(Rc))
 
     return _assemble([run(a, b) for a, b in chunks], points, chunks)
 
@@ -361,7 +384,7 @@ def l_svrdsg_device(obj, pool, steps, seeds, iters, ref_prob, x0=None, v=None, *
             return X - ga * g
 
         mf = (lambda X: metrics_fn(X, slice(a, b))) if metrics_fn else None
-        return device_loop(be, step, X0[:, a:b], gam[a:b], iters, points, mf, lambda: bar.step(b - a))
+        return device_loop(be, step, X0[:, a:b], gam[a:b], iters, log_every, mf, lambda: bar.step(b - a))
 
     return _assemble([run(a, b) for a, b in chunks], points, chunks)
 
