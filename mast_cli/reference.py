@@ -142,6 +142,22 @@ class Reference:
         }
 
 
+def _check_reference_memory(obj, pool):
+    """The SAA standard error needs the dense pool Hessian (d × d) and Hessian-product blocks:
+    refuse before allocating when they cannot fit (issue 16 #3)."""
+    if pool.exact:
+        return
+    from .core.pool import MAX_BATCH_ENTRIES
+    from .io.memory import check_memory
+
+    d, n, N = int(obj.d), int(obj.n), int(pool.N)
+    block = min(d, max(1, MAX_BATCH_ENTRIES // max(1, n * N)))
+    check_memory([(f"dense pool Hessian and its solve (3 × d × d, d = {d})", 24.0 * d * d),
+                  (f"Hessian-product blocks (2 × d × {block} × N, N = {N})", 16.0 * d * block * N),
+                  (f"per-sketch gradients (3 × d × N)", 24.0 * d * N)],
+                 "the sketch-pool reference (x*_D and its standard error)")
+
+
 def compute_reference(obj, sketch, v=None, N=64, rng=None, tol=1e-10, fresh=256, x_star=None,
                       enumerate_max=8192):
     """x*, f^inf, and x*_D, f_D^inf, Δ on the pool of ``sketch`` (or its exact enumeration).
@@ -185,6 +201,7 @@ def compute_reference(obj, sketch, v=None, N=64, rng=None, tol=1e-10, fresh=256,
     else:
         erm = {"grad_norm": float(np.linalg.norm(obj.grad(x_star)))}
     pool = make_pool(sketch, N, rng, enumerate_max=enumerate_max)
+    _check_reference_memory(obj, pool)
     x_D, info = solve_pool(obj, pool, v, tol=tol, x0=x_star)
     if not info["converged"]:
         raise MastError(f"Newton on the sketch pool stopped at ‖∇f_pool‖ = {info['grad_norm']:.2e} > {tol:g}")

@@ -290,3 +290,15 @@ def test_interrupted_verify_does_not_promise_a_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(verify_mod, "verify_dataset", interrupt)
     code, out = _mast("verify", "-d", "heart_scale", "--quick", "-o", tmp_path / "v")
     assert code == 130 and "resume" not in out and "nothing was written" in out, out
+
+
+def test_verify_on_wide_data_refused_before_the_dense_pool_hessian(write, tmp_path):
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(40):
+        idx = np.sort(rng.choice(np.arange(1, 40001), 5, replace=False))
+        lines.append(("+1" if i % 2 else "-1") + " " + " ".join(f"{j}:{rng.random():.3f}" for j in idx))
+    p = write("wide.svm", "\n".join(lines) + "\n")
+    code, out = _mast("verify", "-d", p, "--quick", "-q", "-o", tmp_path / "v", env={"MAST_MEMORY_LIMIT": "4G"})
+    _one_line_error(code, out, "sketch-pool reference", "GiB of memory", "available")
+    assert not (tmp_path / "v").exists()
