@@ -75,7 +75,7 @@ def main(argv=None):
     res = {"dataset": args.dataset, "n": obj.n, "d": obj.d, "nnz": int(obj.Ab.nnz), "steps": T,
            "backend": be.name, "rows": [], "python": platform.python_version(), "numpy": np.__version__,
            "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    if be.is_gpu:
+    if be.name == "cuda":
         import cupy
 
         props = cupy.cuda.runtime.getDeviceProperties(0)
@@ -133,7 +133,7 @@ def main(argv=None):
                     continue
                 try:
                     fn = runner(alg, R, dtype)
-                    if be.is_gpu:
+                    if be.name == "cuda":
                         be.xp.get_default_memory_pool().free_all_blocks()
                     t_start = time.perf_counter()
                     fn(1)                                     # warm-up: compilation, handles
@@ -153,7 +153,7 @@ def main(argv=None):
                             row["note"] = "upper bound (setup not subtracted)"
                         times = long
                     row.update(us=us, calls_s=[float(t) for t in times], wall_s=time.perf_counter() - t_start)
-                    if alg == "alg1-I" and be.is_gpu:
+                    if alg == "alg1-I" and be.name == "cuda":
                         fixed, per = dsgd_memory(obj, dtype=dtype)
                         row["estimate_MiB"] = (fixed + R * per) / 2**20
                         row["pool_total_MiB"] = be.xp.get_default_memory_pool().total_bytes() / 2**20

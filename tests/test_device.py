@@ -448,3 +448,62 @@ def test_nonconvex_objective_on_device(a1a, rng):
     dobj = DeviceObjective(obj, FAKE)
     np.testing.assert_array_equal(dobj.value(X), obj.value(X))
     np.testing.assert_allclose(dobj.grad(X), obj.grad(X), rtol=1e-12, atol=1e-15)
+
+
+# --- the GPU-only branches, run on NumPy (the ``sim`` backend) ------------------------------
+
+def test_sim_backend_takes_the_gpu_branches(a1a_obj, rng):
+    from mast_cli.core.backend import sim_backend
+
+    sim = sim_backend()
+    assert sim.is_gpu and sim.free_memory() is None
+    dobj = DeviceObjective(a1a_obj, sim)
+    assert dobj.AbT is not dobj.Ab and dobj.AbT.format == "csr"         # separate CSR copy of Aᵀ
+    X = 0.2 * rng.standard_normal((a1a_obj.d, 5))
+    val, G = dobj.value_grad(X)
+    np.testing.assert_allclose(val, a1a_obj.value(X), rtol=1e-13)
+    np.testing.assert_allclose(G, a1a_obj.grad(X), rtol=1e-12, atol=1e-16)
+    from mast_cli.core.objective import LogisticNonconvex
+
+    nc = LogisticNonconvex(a1a_obj.A, a1a_obj.b, 1e-2)
+    np.testing.assert_allclose(DeviceObjective(nc, sim).value(X), nc.value(X), rtol=1e-13)
+
+
+def test_sim_engines_equal_fake_engines(a1a_obj, rng):
+    from mast_cli.algorithms.device import distributed_device, l_svrdsg_device
+    from mast_cli.core.backend import sim_backend
+
+    sim = sim_backend()
+    R = 5
+    sks = [Bernoulli(a1a_obj.d, 0.5)] * 3 + [PermK(a1a_obj.d, 3)] * 2
+    kw = dict(log_every=4, metrics_fn=lambda X, cols: {"f": DeviceObjective(a1a_obj, FAKE).value(X)})
+    a = dsgd_device(a1a_obj, sks, [1.0] * R, range(R), 12, backend=FAKE, **kw)
+    b = dsgd_device(a1a_obj, sks, [1.0] * R, range(R), 12, backend=sim, **kw)
+    np.testing.assert_allclose(b.x_final, a.x_final, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(b.metrics["f"], a.metrics["f"], rtol=1e-12)
+    parts = np.array_split(np.arange(a1a_obj.n), 3)
+    a = distributed_device(a1a_obj, parts, sks, [1.0] * R, range(R), 8, backend=FAKE)
+    b = distributed_device(a1a_obj, parts, sks, [1.0] * R, range(R), 8, backend=sim)
+    np.testing.assert_allclose(b.x_final, a.x_final, rtol=0, atol=1e-12)
+    pool = RandK(a1a_obj.d, 30).sample(rng, 4)
+    a = l_svrdsg_device(a1a_obj, pool, [0.5] * R, range(R), 8, 0.3, backend=FAKE)
+    b = l_svrdsg_device(a1a_obj, pool, [0.5] * R, range(R), 8, 0.3, backend=sim)
+    np.testing.assert_allclose(b.x_final, a.x_final, rtol=0, atol=1e-12)
+
+
+def test_run_and_prune_on_sim_device(tmp_path):
+    from mast_cli.experiments.config import RunConfig
+    from mast_cli.experiments.prune import PruneConfig, run_prune
+    from mast_cli.experiments.run import run_experiment
+
+    kw = dict(dataset="a1a", sketch="identity", iters=10, seeds=2, eval_sketches=2)
+    run_experiment(RunConfig(**kw), tmp_path / "cpu")
+    run_experiment(RunConfig(**kw, device="sim"), tmp_path / "sim")
+    a = pd.read_csv(tmp_path / "cpu" / "trajectories.csv")
+    b = pd.read_csv(tmp_path / "sim" / "trajectories.csv")
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=1e-14)
+    kw = dict(dataset="a1a", sparsity=[0.5], masks=7, iters=10)
+    run_prune(PruneConfig(**kw), tmp_path / "pc")
+    run_prune(PruneConfig(**kw, device="sim"), tmp_path / "ps")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "pc" / "pruning.csv"),
+                                  pd.read_csv(tmp_path / "ps" / "pruning.csv"))

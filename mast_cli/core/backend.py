@@ -11,6 +11,9 @@ Three backends exist:
           it runs the device code paths (Philox streams keyed per trajectory, memory
           planning, chunking over trajectories) on the CPU, so that they are tested
           without a GPU.
+``sim``   as ``fake``, but taking every branch that CUDA takes (``is_gpu``: reductions
+          with ``xp.sum``/``xp.mean``, a separate CSR copy of Aᵀ, penalties evaluated by
+          the device objective, explicit host copies): the GPU-only code, run on NumPy.
 
 Exact solvers (Newton, Cholesky, eigenvalues) always run on the CPU; only the batched
 pieces (margins, gradients, losses, sketch draws, masked accuracy, pool objective) go
@@ -25,7 +28,7 @@ import scipy.sparse as sp
 from ..io.errors import MastError
 
 __all__ = ["DEVICES", "Backend", "get_backend", "cuda_status", "check_device", "plan_chunks",
-           "fake_backend"]
+           "fake_backend", "sim_backend"]
 
 #: Values of ``--device``.
 DEVICES = ("cpu", "cuda")
@@ -56,8 +59,8 @@ class Backend:
 
     @property
     def is_gpu(self):
-        """True when arrays live in GPU memory (transfers are copies)."""
-        return self.name == "cuda"
+        """True when the GPU code paths are taken (``cuda``, and ``sim`` which runs them on NumPy)."""
+        return self.name in ("cuda", "sim")
 
     def asarray(self, a, dtype=None):
         """A host array (or scalar) as an array of this backend."""
@@ -65,7 +68,7 @@ class Backend:
 
     def to_host(self, a):
         """An array of this backend as a NumPy array (a view when already on the host)."""
-        if self.is_gpu:
+        if self.name == "cuda":
             return a.get()
         return np.asarray(a)
 
@@ -83,7 +86,7 @@ class Backend:
         """
         if self._memory is not None:
             return int(self._memory)
-        if not self.is_gpu:
+        if self.name != "cuda":
             return None
         free, _ = self.xp.cuda.runtime.memGetInfo()
         pool = self.xp.get_default_memory_pool()
@@ -91,7 +94,7 @@ class Backend:
 
     def synchronize(self):
         """Wait for the device's queued work (for timing); a no-op on the CPU."""
-        if self.is_gpu:
+        if self.name == "cuda":
             self.xp.cuda.runtime.deviceSynchronize()
 
     def __repr__(self):
@@ -111,6 +114,12 @@ def fake_backend(memory_bytes=None):
         Memory budget of one launch: a small value forces the trajectories into chunks.
     """
     return Backend("fake", np, sp, memory_bytes)
+
+
+def sim_backend(memory_bytes=None):
+    """A NumPy backend that takes the branches CUDA takes (``is_gpu`` True): tests of the
+    GPU-only code without a GPU (see the module docstring)."""
+    return Backend("sim", np, sp, memory_bytes)
 
 
 def cuda_status():

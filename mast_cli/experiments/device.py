@@ -12,27 +12,31 @@ from __future__ import annotations
 import numpy as np
 
 from ..algorithms.device import dsgd_device
-from ..core.backend import check_device, get_backend, fake_backend
+from ..core.backend import check_device, fake_backend, get_backend, sim_backend
 from ..core.device import DEVICE_OBJECTIVES, DeviceObjective
 from ..io.errors import MastError
 
 __all__ = ["DEVICE_ALGORITHMS", "check_run_device", "backend_of", "make_device_metrics", "run_dsgd_device"]
 
+#: NumPy backends posing as a device (tests; :mod:`mast_cli.core.backend`), accepted in configs.
+TEST_DEVICES = ("fake", "sim")
 #: ``mast run --algorithm`` values that run on a device.
 DEVICE_ALGORITHMS = ("dsgd",)
 
 
 def backend_of(device):
-    """The backend of a config's ``device`` (``cpu``, ``cuda``, or ``fake`` for tests)."""
-    return fake_backend() if device == "fake" else get_backend(device)
+    """The backend of a config's ``device`` (``cpu``, ``cuda``, or ``fake``/``sim`` for tests)."""
+    if device in TEST_DEVICES:
+        return fake_backend() if device == "fake" else sim_backend()
+    return get_backend(device)
 
 
 def check_run_device(device, algorithm=None, objective=None):
     """Validate a config's ``device`` (one-line :class:`MastError`, exit 2).
 
-    ``fake`` (NumPy posing as a device) is accepted for tests and dry runs.
+    ``fake`` and ``sim`` (NumPy posing as a device) are accepted for tests and dry runs.
     """
-    if device != "fake":
+    if device not in TEST_DEVICES:
         check_device(device)
     if device == "cpu":
         return
