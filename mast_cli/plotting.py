@@ -24,8 +24,16 @@ METRIC_LABELS = {
     "test_accuracy": ("test accuracy", False),
 }
 
-#: results-file name -> plotting function(folder, metric, out, name) -> list of paths
+#: results-file name -> plotting function(folder, metric, out, name, x=...) -> list of paths
 PLOTTERS = {}
+
+#: x axes of the convergence figures: column of trajectories.csv -> axis label (issue 17)
+X_AXES = {
+    "iteration": "iteration t",
+    "epochs": "passes over the data (epochs; workers counted)",
+    "coords": "coordinates of sparse models computed, Σ_t nnz(S_t)",
+    "time": "wall time of the steps (s; metric evaluation excluded)",
+}
 
 
 def _pyplot():
@@ -103,22 +111,37 @@ def _curve_label(key, cols):
     return ", ".join(parts)
 
 
-def plot_convergence(folder, metric="erm_loss", out="plots", name=None):
-    """Metric (minus its optimum) vs iteration: median over seeds and a 10–90% band.
+def plot_convergence(folder, metric="erm_loss", out="plots", name=None, x="iteration"):
+    """Metric (minus its optimum) vs iteration (or a cost): median over seeds and a 10–90% band.
 
     One colour per sparsity level (and step size / batch size where swept); a log
     y-axis for losses and distances.  Writes PDF, PNG and the plotted numbers (CSV).
     With a step-size × sparsity grid it also draws the final-value heatmap.
+
+    ``x`` is a column of :data:`X_AXES` (``iteration``, ``epochs``, ``coords``, ``time``)
+    or a list of them: the first gives the figure ``name``, each further one a figure
+    ``name-<x>`` (e.g. a coordinates figure beside the iteration one); without ``name``
+    a cost axis adds ``-<x>`` to the default name.  A cost axis plots
+    each curve against the median cost over seeds at each logged iteration.
     """
     import warnings
 
+    xs = [x] if isinstance(x, str) else list(x)
+    for ax_name in xs:
+        if ax_name not in X_AXES:
+            raise MastError(f"--x '{ax_name}' is not an x axis; choose one of {', '.join(X_AXES)}")
     # huge but finite losses of nearly diverged runs overflow matplotlib's log-axis maths
     with np.errstate(over="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _plot_convergence(folder, metric, out, name)
+        paths = []
+        for i, ax_name in enumerate(xs):
+            stem = name if i == 0 or name is None else f"{name}-{ax_name}"
+            paths += _plot_convergence(folder, metric, out, stem, ax_name, heatmap=i == 0,
+                                       suffix="" if ax_name == "iteration" else f"-{ax_name}")
+        return paths
 
 
-def _plot_convergence(folder, metric, out, name):
+def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, suffix=""):
     import pandas as pd
 
     folder = Path(folder)
@@ -128,6 +151,9 @@ def _plot_convergence(folder, metric, out, name):
     if metric not in df.columns or df[metric].isna().all():
         have = [c for c in METRIC_LABELS if c in df.columns and not df[c].isna().all()]
         raise MastError(f"metric '{metric}' is not in {folder}/trajectories.csv; available: {', '.join(have)}")
+    if x not in df.columns:
+        raise MastError(f"--x {x}: {folder}/trajectories.csv has no '{x}' column (written by a mast "
+                        f"that did not record it; rerun the experiment)")
     meta = _read_meta(folder)
     label, logy = METRIC_LABELS.get(metric, (metric, True))
     opt = _optimum(metric, meta)
@@ -146,9 +172,19 @@ def _plot_convergence(folder, metric, out, name):
                   if c in df.columns and df[c].nunique() > 1]
     if not group_cols:
         group_cols = ["sketch"]
-    stats = (df.groupby(group_cols + ["iteration"])["value"]
+    grouped = df.groupby(group_cols + ["iteration"])
+    stats = (grouped["value"]
              .quantile([0.1, 0.5, 0.9]).unstack().reset_index()
              .rename(columns={0.1: "q10", 0.5: "median", 0.9: "q90"}))
+    logx = False
+    if x != "iteration":            # the cost at each logged iteration: median over seeds
+        stats[x] = grouped[x].median().to_numpy()
+        # curves whose total costs differ by orders of magnitude (Fig. 5: τ = 1 vs τ = n)
+        # share a log x axis, which drops the cost-0 start point
+        finals = stats.groupby(group_cols)[x].max()
+        logx = bool(finals.min() > 0 and finals.max() / finals.min() > 20)
+        if logx:
+            stats = stats[stats[x] > 0]
     plt = _pyplot()
     # a sparsity sweep crossed with another swept parameter (Fig. 2: step sizes) gets one
     # panel per sparsity level, so that each panel holds a readable handful of curves
@@ -172,17 +208,19 @@ def _plot_convergence(folder, metric, out, name):
             y, lo, hi = g["median"].to_numpy(), g["q10"].to_numpy(), g["q90"].to_numpy()
             if logy:
                 y, lo, hi = (np.maximum(a, floor) for a in (y, lo, hi))
-            ax.plot(g["iteration"], y, color=colours[key], label=_curve_label(key, curve_cols))
-            ax.fill_between(g["iteration"], lo, hi, color=colours[key], alpha=0.2, linewidth=0)
+            ax.plot(g[x], y, color=colours[key], label=_curve_label(key, curve_cols))
+            ax.fill_between(g[x], lo, hi, color=colours[key], alpha=0.2, linewidth=0)
         if logy:
             ax.set_yscale("log")
+        if logx:
+            ax.set_xscale("log")
         ax.grid(True, which="both", alpha=0.3)
         if facet:
             ax.set_title(_curve_label((level,), [facet]), fontsize=9)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax in axes[-1]:
-        ax.set_xlabel("iteration t")
+        ax.set_xlabel(X_AXES[x])
     for ax in axes[:, 0]:
         ax.set_ylabel(label if nrows == 1 else label.split(" (")[0])
     cfg = meta.get("config", {})
@@ -199,9 +237,9 @@ def _plot_convergence(folder, metric, out, name):
     else:
         axes[0, 0].set_title(title + " — median over seeds, 10–90% band", fontsize=9)
         axes[0, 0].legend(fontsize=7, loc="best")
-    stem = name or f"{folder.name}-{metric}"
+    stem = name or f"{folder.name}-{metric}{suffix}"
     paths = save_figure(fig, out, stem, stats)
-    if df.step_label.nunique() > 1 and df.sparsity.nunique() > 1:
+    if heatmap and df.step_label.nunique() > 1 and df.sparsity.nunique() > 1:
         paths += plot_step_grid(df, metric, opt, label, out, f"{stem}-heatmap", title)
     return paths
 
@@ -255,37 +293,51 @@ def plot_step_grid(df, metric, opt, label, out, stem, title=""):
 PLOTTERS["trajectories.csv"] = plot_convergence
 
 
-def plot_pruning(folder, metric=None, out="plots", name=None):
+#: panels of the pruning figure: MAST selection -> title (those present in pruning.csv are drawn)
+PRUNE_PANELS = {
+    "exact": "MAST: x*_D (minimizer of f_D on a sketch pool)",
+    "last": "MAST: DSGD last iterate",
+    "best_masked_val": "MAST: DSGD iterate with best masked validation accuracy",
+    "best_val": "MAST: DSGD iterate with best (unmasked) validation accuracy",
+}
+
+
+def plot_pruning(folder, metric=None, out="plots", name=None, x=None):
     """Figs. 1/3/4: boxplots of the test accuracy of randomly sparsified solutions.
 
-    Per sparsity level, ERM (exact solution) and MAST side by side; one panel for the
-    MAST last iterate and one for the best-validation iterate.  The dashed line is the
-    unsparsified ERM accuracy.  The plotted numbers (quartiles, whiskers, medians)
-    are written as CSV.
+    Per sparsity level, ERM (exact solution) and MAST side by side; one panel per MAST
+    model of the results (:data:`PRUNE_PANELS`: x*_D, the DSGD last iterate, the DSGD
+    iterate selected on masked validation accuracy).  Above each MAST box its optimality
+    gap f_D(x̂) − f_D^inf (``fD_gap``), red when above the tolerance of the run (a model
+    that does not solve the MAST problem).  The dashed line is the unsparsified ERM
+    accuracy.  The plotted numbers (quartiles, whiskers, medians, gaps) are written as CSV.
     """
     import pandas as pd
 
     folder = Path(folder)
     df = pd.read_csv(folder / "pruning.csv")
     meta = _read_meta(folder)
+    cfg = meta.get("config", {})
+    tol = float(cfg.get("gap_tol", 1e-3))
     plt = _pyplot()
     levels = sorted(df.sparsity.unique())
     erm = df[df.formulation == "erm"]
-    panels = [("last", "MAST: last iterate"), ("best_val", "MAST: best validation accuracy")]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    sels = [k for k in PRUNE_PANELS if ((df.formulation == "mast") & (df.selection == k)).any()]
+    fig, axes = plt.subplots(1, len(sels), figsize=(5.6 * len(sels), 4.6), sharey=True, squeeze=False)
+    axes = axes[0]
     rows = []
-    for ax, (sel, title) in zip(axes, panels):
+    for ax, sel in zip(axes, sels):
         mast = df[(df.formulation == "mast") & (df.selection == sel)]
         data_e = [erm[erm.sparsity == s].test_accuracy.to_numpy() for s in levels]
         data_m = [mast[mast.sparsity == s].test_accuracy.to_numpy() for s in levels]
-        series = [("ERM", data_e, "#d95f02"), ("MAST", data_m, "#1b9e77")]
+        series = [("ERM", data_e, "#d95f02", erm), ("MAST", data_m, "#1b9e77", mast)]
         drop = df[(df.formulation == "dropout-scaled") & (df.selection == sel)]
         if len(drop):
             series.append(("Dropout", [drop[drop.sparsity == s].test_accuracy.to_numpy() for s in levels],
-                           "#7570b3"))
+                           "#7570b3", drop))
         width = 3.0 if len(series) == 2 else 4.0
         pos_e = np.arange(len(levels)) * width
-        for k, (label, data, colour) in enumerate(series):
+        for k, (label, data, colour, part) in enumerate(series):
             pos = pos_e + k
             keep = [i for i, dd in enumerate(data) if len(dd)]
             data, pos = [data[i] for i in keep], pos[keep]
@@ -295,23 +347,33 @@ def plot_pruning(folder, metric=None, out="plots", name=None):
                 patch.set_facecolor(colour)
                 patch.set_alpha(0.6)
             ax.plot([], [], color=colour, lw=6, alpha=0.6, label=label)
-            for s, vals in zip([levels[i] for i in keep], data):
+            for s, vals, ps in zip([levels[i] for i in keep], data, pos):
                 q1, med, q3 = np.percentile(vals, [25, 50, 75])
+                gap = float(part[part.sparsity == s].fD_gap.iloc[0]) if "fD_gap" in part.columns else np.nan
                 rows.append({"panel": sel, "formulation": label.lower(), "sparsity": s, "q1": q1,
                              "median": med, "q3": q3, "min": vals.min(), "max": vals.max(),
-                             "mean": vals.mean(), "masks": len(vals)})
+                             "mean": vals.mean(), "masks": len(vals), "fD_gap": gap})
+                if label == "MAST" and np.isfinite(gap):
+                    ax.annotate(f"{gap:.0e}", (ps, 1.0), xycoords=("data", "axes fraction"),
+                                xytext=(0, -2), textcoords="offset points", ha="center", va="top",
+                                fontsize=5.5, rotation=90, color="red" if gap > tol else "#1b9e77")
         dense = erm.dense_test_accuracy.iloc[0] if len(erm) else np.nan
         ax.axhline(dense, ls="--", color="grey", lw=1, label="ERM, no pruning")
         ax.set_xticks(pos_e + 0.5 * (len(series) - 1), [f"{s:.0%}" for s in levels])
         ax.set_xlabel("sparsity (share of zeroed weights)")
-        ax.set_title(title, fontsize=9)
+        worst = mast.groupby("sparsity").fD_gap.first().max() if "fD_gap" in mast.columns else np.nan
+        state = "" if not np.isfinite(worst) else \
+            f"\nmax f_D gap {worst:.1e} ({'above' if worst > tol else 'below'} tol {tol:g})"
+        ax.set_title(PRUNE_PANELS[sel] + state, fontsize=8)
         ax.grid(True, axis="y", alpha=0.3)
+        ax.margins(y=0.12)
     axes[0].set_ylabel("test accuracy of the sparsified model")
-    axes[0].legend(fontsize=8, loc="lower left")
-    cfg = meta.get("config", {})
+    axes[0].legend(fontsize=7, loc="lower left")
     fig.suptitle(f"Pruning robustness, {cfg.get('sketch', '')} masks on "
                  f"{meta.get('dataset', {}).get('name', folder.name)} "
-                 f"({cfg.get('masks', '?')} masks per level, T = {cfg.get('iters', '?')})", fontsize=10)
+                 f"({cfg.get('masks', '?')} masks per level, T = {cfg.get('iters', '?')}; "
+                 f"numbers above MAST boxes: f_D(x̂) − f_D^inf, red above tol)", fontsize=9)
+    fig.tight_layout()
     stem = name or f"{folder.name}-pruning"
     return save_figure(fig, out, stem, pd.DataFrame(rows))
 
@@ -319,7 +381,7 @@ def plot_pruning(folder, metric=None, out="plots", name=None):
 PLOTTERS["pruning.csv"] = plot_pruning
 
 
-def plot_delta(folder, metric=None, out="plots", name=None):
+def plot_delta(folder, metric=None, out="plots", name=None, x=None):
     """Δ(sparsity) = f_D^inf − f^inf with ±2 standard errors and Theorem 1's upper bound."""
     import pandas as pd
 
@@ -391,8 +453,10 @@ def plot_shift_study(folder, df, out="plots", name=None):
 PLOTTERS["delta.csv"] = plot_delta
 
 
-def plot_results(folders, metric="erm_loss", out="plots", name=None):
+def plot_results(folders, metric="erm_loss", out="plots", name=None, x="iteration"):
     """Recognize each results folder by its CSV and draw its figure(s).
+
+    ``x`` (convergence figures only): ``iteration``, ``epochs``, ``coords`` or ``time``.
 
     Returns the list of written paths.
     """
@@ -413,7 +477,7 @@ def plot_results(folders, metric="erm_loss", out="plots", name=None):
     for folder, found in plan:
         for fname in found:
             try:
-                written += PLOTTERS[fname](folder, metric=metric, out=out, name=name)
+                written += PLOTTERS[fname](folder, metric=metric, out=out, name=name, x=x)
             except MastError:
                 raise
             except (ValueError, KeyError, AttributeError, UnicodeDecodeError, IndexError) as exc:

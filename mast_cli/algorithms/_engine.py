@@ -47,6 +47,8 @@ class SketchBank:
         self.sketches, self.rngs = sketches, rngs
         self.draw = draw or (lambda sk, rng, size: sk.sample(rng, size))
         self._bank, self._pos = None, CHUNK
+        #: nonzero coordinates of the sketches last returned by :meth:`next`, (R,)
+        self.nnz = None
 
     def next(self):
         """The next step's sketches: array (..., d, R) (last axis = trajectory)."""
@@ -54,8 +56,11 @@ class SketchBank:
             parts = [self.draw(sk, rng, CHUNK) for sk, rng in zip(self.sketches, self.rngs)]
             # (R, CHUNK, ..., d) -> (CHUNK, ..., d, R)
             self._bank = np.moveaxis(np.stack(parts), 0, -1)
+            # nnz per step and trajectory, summed over workers for (CHUNK, M, d, R) banks
+            self._nnz = np.count_nonzero(self._bank, axis=tuple(range(1, self._bank.ndim - 1)))
             self._pos = 0
         out = self._bank[self._pos]
+        self.nnz = self._nnz[self._pos]
         self._pos += 1
         return out
 
@@ -146,9 +151,21 @@ class History:
 
 
 class Recorder:
-    """Divergence tracking and metric logging shared by the algorithms."""
+    """Divergence tracking and metric logging shared by the algorithms.
 
-    def __init__(self, X, iters, log_every, metrics_fn):
+    With ``costs=True`` every logged point also records two cumulative cost columns
+    per trajectory (mast-theory §6; issue 17), charged by the algorithm through
+    :meth:`charge`:
+
+    ``epochs``
+        passes over the data: full-data gradient evaluations, a τ-row minibatch counting
+        τ/n, the M workers of Algorithm 2 together one pass per round;
+    ``coords``
+        coordinates of the sparse models computed, Σ_t nnz(S_t) (Algorithm 2: summed over
+        the workers, i.e. the coordinates the server sends).
+    """
+
+    def __init__(self, X, iters, log_every, metrics_fn, costs=False):
         self.points = log_iterations(iters, log_every)
         self._next = 0
         self.metrics_fn = metrics_fn
@@ -157,6 +174,14 @@ class Recorder:
         self.alive = np.ones(self.R, dtype=bool)
         self.last_good = X.copy()
         self.rows = {}
+        self.costs = costs
+        self.epochs = np.zeros(self.R)
+        self.coords = np.zeros(self.R)
+
+    def charge(self, epochs, coords):
+        """Add one step's cost per trajectory: ``epochs`` and ``coords`` scalars or (R,)."""
+        self.epochs += epochs
+        self.coords += coords
 
     def check(self, X, t):
         """Mark columns of X that became non-finite at iteration t; reset them to their
@@ -175,6 +200,8 @@ class Recorder:
             self._next += 1
             if self.metrics_fn is not None:
                 vals = {k: np.array(v, dtype=np.float64) for k, v in self.metrics_fn(X).items()}
+                if self.costs:
+                    vals["epochs"], vals["coords"] = self.epochs.copy(), self.coords.copy()
                 # a non-finite metric (e.g. an overflowing loss) is divergence too
                 bad = self.alive & ~np.all([np.isfinite(v) for v in vals.values()], axis=0)
                 if bad.any():
@@ -203,7 +230,8 @@ def as_columns(x, d, R):
     return x.copy()
 
 
-def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=None, recorder=Recorder):
+def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=None, recorder=Recorder,
+              costs=False, cost0=None):
     """The engine loop of every algorithm: step, divergence check, logging, progress.
 
     For t = 0, …, T − 1: ``step(X, t, alive)`` applies the algorithm's update x_t → x_{t+1}
@@ -230,6 +258,11 @@ def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=N
     recorder : callable, default=Recorder
         (X, iters, log_every, metrics_fn) -> a :class:`Recorder`; the device engine
         (:mod:`mast_cli.algorithms.device`) passes one that keeps its state on the device.
+    costs : bool, default=False
+        Log the cumulative cost columns ``epochs`` and ``coords`` (see :class:`Recorder`);
+        ``step`` then returns its step's (epochs, coords), scalars or arrays of shape (R,).
+    cost0 : tuple, optional
+        (epochs, coords) spent before the first step (Algorithm 3's reference G_0).
 
     Returns
     -------
@@ -237,10 +270,16 @@ def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=N
         The logged metrics, last finite iterates and divergence iterations.
     """
     rec = recorder(X, iters, log_every, metrics_fn)
+    if costs:
+        rec.costs = True
+        if cost0 is not None:
+            rec.charge(*cost0)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         rec.log(X, 0)
         for t in range(iters):
-            step(X, t, rec.alive)
+            cost = step(X, t, rec.alive)
+            if costs:
+                rec.charge(*cost)
             rec.check(X, t + 1)
             rec.log(X, t + 1)
             if progress is not None:

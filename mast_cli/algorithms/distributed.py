@@ -339,5 +339,6 @@ def distributed_dsgd(obj, partition, worker_sketches, steps, seeds, iters, x0=No
     def step(X, t, alive):
         S = bank.next()                                  # (M, d, R)
         X -= (gam * alive) * split.sketched_grad(X, V, S)
+        return 1.0, bank.nnz                             # M workers: n rows, Σ_i nnz(S_i)
 
-    return run_steps(step, X, iters, log_every, metrics_fn, progress, lambda: {"split": split})
+    return run_steps(step, X, iters, log_every, metrics_fn, progress, lambda: {"split": split}, costs=True)

@@ -82,6 +82,8 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
         if sub.size:
             rows = RowBank(obj.n, [int(taus[r]) for r in sub], [rngs[r][1] for r in sub], sampling, q)
     grad = obj.grad if dtype is None and threads == 1 else (lambda Y: obj.grad(Y, dtype=dtype, threads=threads))
+    # passes over the data per step: 1 for the full gradient, τ/n for a τ-row minibatch
+    pass_cost = np.ones(R) if batch_size is None else np.where(full, 1.0, np.minimum(taus, obj.n) / obj.n)
 
     def step(X, t, alive):
         S = bank.next()                          # (d, R)
@@ -95,5 +97,6 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
             G[:, full] = grad(Y[:, full])
             G[:, sub] = obj.grad_rows(Y[:, sub], *rows.next())
         X -= (gam * alive) * (S * G)
+        return pass_cost, bank.nnz
 
-    return run_steps(step, X, iters, log_every, metrics_fn, progress)
+    return run_steps(step, X, iters, log_every, metrics_fn, progress, costs=True)

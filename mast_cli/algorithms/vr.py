@@ -228,8 +228,17 @@ def l_svrdsg(obj, pool, steps, seeds, iters, ref_prob, ref_batch=None, x0=None, 
         return np.add.reduceat(np.ascontiguousarray((Gs * ww).T), starts, axis=0).T
 
     W = X.copy()
+    # cost columns: every ∇f_{S_j} is one pass over the data on a model with nnz(S_j) coordinates
+    nnz = np.count_nonzero(pool, axis=-1).astype(np.float64)        # (N,) or (R, N)
+
+    def pair_cost(tr, jj):
+        """(passes, coordinates) per trajectory of the reference pairs (tr, jj)."""
+        c = nnz[jj] if shared else nnz[tr, jj]
+        return np.bincount(tr, minlength=R).astype(np.float64), np.bincount(tr, weights=c, minlength=R)
+
+    pairs0 = bank.initial()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        G = reference(W, *bank.initial())
+        G = reference(W, *pairs0)
     refreshes = np.zeros(R, dtype=np.int64)
     cols = np.arange(R)
 
@@ -242,9 +251,14 @@ def l_svrdsg(obj, pool, steps, seeds, iters, ref_prob, ref_batch=None, x0=None, 
         if fire.any():
             W[:, fire] = X[:, fire]                             # w_{t+1} = x_t
         X -= (gam * alive) * g
+        epochs, coords = 2.0, 2.0 * (nnz[j] if shared else nnz[cols, j])   # ∇f_S at x_t and w_t
         if fire.any():
             G[:, fire] = reference(W, tr, jj, ww)
             refreshes[fire] += 1
+            e, c = pair_cost(tr, jj)
+            epochs, coords = epochs + e, coords + c
+        return epochs, coords
 
     return run_steps(step, X, iters, log_every, metrics_fn, progress,
-                     lambda: {"W": W.copy(), "refreshes": refreshes})
+                     lambda: {"W": W.copy(), "refreshes": refreshes}, costs=True,
+                     cost0=pair_cost(pairs0[0], pairs0[1]))

@@ -117,6 +117,15 @@ def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
 @click.option("--dropout-baseline", "dropout_baseline", is_flag=True, default=None,
               help="Also train classic unscaled dropout (Bernoulli only) and deploy it with/without weight scaling.")
 @device_option
+@click.option("--mast-solution", "mast_solution", default="dsgd", show_default=True,
+              help="MAST models: dsgd (trained iterates: last and best masked validation), exact (x*_D, "
+                   "minimizer of f_D on a pool of --pool sketches), or dsgd,exact.")
+@click.option("--pool", type=int, default=64, show_default=True,
+              help="Sketches in the pool of x*_D and of the fD_gap evaluation.")
+@click.option("--val-masks", "val_masks", type=int, default=20, show_default=True,
+              help="Fixed validation masks per level for the best-masked-validation selection.")
+@click.option("--gap-tol", "gap_tol", type=float, default=1e-3, show_default=True,
+              help="A MAST model with f_D(x) − f_D^inf above this is marked unsolved in the figure.")
 @click.option("--out", "-o", default="results/prune", show_default=True, help="Output folder.")
 @click.option("--force", is_flag=True, help="Recompute finished levels.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -125,7 +134,7 @@ def prune(ctx, config_path, out, force, quiet, **opts):
     """Pruning robustness: accuracy of randomly sparsified ERM vs MAST models (Figures 1, 3, 4).
 
     Writes DIR/pruning.csv (formulation, selection, sketch, sparsity, mask, test_accuracy,
-    dense_test_accuracy) and metadata.json; `mast plot DIR` draws the boxplots.
+    dense_test_accuracy, fD_gap, ...) and metadata.json; `mast plot DIR` draws the boxplots.
     """
     precheck_dataset(opts["dataset"])
     from ..experiments.prune import PruneConfig, run_prune
@@ -149,8 +158,11 @@ def prune(ctx, config_path, out, force, quiet, **opts):
 @click.option("--results", "results_dir", default="results", show_default=True, help="Results folder.")
 @click.option("--plots", "plots_dir", default="plots", show_default=True, help="Figures folder.")
 @click.option("--force", is_flag=True, help="Recompute every unit.")
+@click.option("--claims/--no-claims", "claims", default=None,
+              help="Evaluate the paper's claims (claims.csv, plots/README.md) on every bundled dataset with a "
+                   "test split and --dataset.  Default: on without --only, off with it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def reproduce(dataset, jobs, scheduler, only, experiments_dir, results_dir, plots_dir, force, quiet):
+def reproduce(dataset, jobs, scheduler, only, experiments_dir, results_dir, plots_dir, force, claims, quiet):
     """Every paper figure: run the missing units of each experiment in experiments/, then plot.
 
     Resumable: finished units are stored under results/<experiment>/<unit hash>/ and skipped
@@ -169,3 +181,15 @@ def reproduce(dataset, jobs, scheduler, only, experiments_dir, results_dir, plot
     click.echo(f"{len(exps)} experiments, {info['units_run']} of {info['units_total']} units computed, "
                f"{len(info['figures'])} files in {plots_dir}/; wall time {info['wall_time_s']:.1f} s",
                err=True)
+    if claims if claims is not None else not only:
+        import time
+
+        from ..experiments.suite import claim_datasets, run_claims
+
+        t0 = time.time()
+        table = run_claims(claim_datasets(dataset), dataset, experiments_dir, results_dir, plots_dir, jobs=jobs,
+                           scheduler=scheduler, progress_factory=progress_factory(quiet, "mast reproduce (claims)"))
+        if table is not None:
+            counts = table.verdict.value_counts()
+            click.echo(f"claims: {len(table)} rows ({', '.join(f'{n} {v}' for v, n in counts.items())}) in "
+                       f"{results_dir}/claims.csv and {plots_dir}/README.md; {time.time() - t0:.1f} s", err=True)

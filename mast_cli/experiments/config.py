@@ -81,7 +81,7 @@ class RunConfig(Config):
 CONFIG_KEYS = {f.name for f in dataclasses.fields(RunConfig)}
 
 #: top-level keys of an experiment file of ``experiments/`` (its options are in ``[config]``)
-EXPERIMENT_FILE_KEYS = {"kind", "figure", "caption", "metric", "config"}
+EXPERIMENT_FILE_KEYS = {"kind", "figure", "caption", "metric", "x", "config"}
 
 
 def load_config_file(path, keys=None, kind="run"):
@@ -90,7 +90,7 @@ def load_config_file(path, keys=None, kind="run"):
     Keys are the option names of the command with ``-`` or ``_`` (``eval-sketches`` or
     ``eval_sketches``), at the top level, in a ``[run]`` table, or in the ``[config]``
     table of an experiment file of ``experiments/`` (whose ``kind`` must then be
-    ``kind``; ``figure``, ``caption`` and ``metric`` are ignored).  An unknown key or
+    ``kind``; ``figure``, ``caption``, ``metric`` and ``x`` are ignored).  An unknown key or
     malformed TOML is a one-line error.
 
     Parameters

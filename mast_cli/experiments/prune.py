@@ -4,10 +4,25 @@ Protocol [RECON from the figure captions and S5]:
 
 1. carve a validation split from the training data (``val_fraction``, seeded);
 2. x_ERM = argmin f on the remaining training rows (exact Newton solve);
-3. for each sparsity level, train x_MAST with Algorithm 1 (I) from x⁰ = v (theory
-   step 1/(L_f L_S^max) unless given) and keep both the **last** iterate and the
-   iterate with the **best validation accuracy**;
-4. draw R masks S_1..S_R of that level (the same masks for every formulation) and
+3. for each sparsity level, the MAST model(s) of ``mast_solution`` (issue 17):
+
+   ``dsgd``
+       Algorithm 1 (I) from x⁰ = v (theory step 1/(L_f L_S^max) unless given), keeping the
+       **last** iterate and the iterate with the best **masked** validation accuracy
+       (``best_masked_val``): the mean accuracy on the validation rows of v + S(x − v) over
+       ``val_masks`` fixed masks of that level, the same masks for every logged iterate;
+       the model is judged on masked accuracy, so it is selected on it;
+   ``exact``
+       x*_D, the minimizer of the sample-average MAST loss over a pool of ``pool`` sketches
+       of that level (Newton, :func:`mast_cli.solvers.pool.solve_pool`), with the Monte Carlo
+       standard error of f_D at x*_D over the pool (``fD_inf_se``);
+
+4. every model x̂ (ERM included) gets its optimality gap ``fD_gap`` = f_D(x̂) − f_D^inf on the
+   evaluation pool (the pool of x*_D; f_D^inf is its minimum, so x*_D has gap 0 there and its
+   Monte Carlo error is ``fD_inf_se``), with the standard error of the paired differences over
+   the pool (``fD_gap_se``); a model with a gap above ``gap_tol`` is not a solution of the
+   MAST problem and the figure marks it;
+5. draw R masks S_1..S_R of that level (the same masks for every formulation) and
    record the test accuracy of v + S_r(x̂ − v) for each x̂.  The R masked models are
    evaluated with one sparse·dense product A_test·W, W of shape (d, R).
 
@@ -43,6 +58,7 @@ from ..io.store import unit_key
 from .budget import check_prune_budget
 from ..shifts import resolve_shift
 from ..solvers.newton import solve_erm
+from ..solvers.pool import solve_pool
 from .config import is_number as number
 from .config import Config, parse_step
 from .device import backend_of, check_run_device
@@ -50,10 +66,14 @@ from .trajectories import sketch_param
 from .units import compute_missing, write_metadata, write_table
 
 __all__ = ["PruneConfig", "validate_prune", "train_mast", "check_prune", "plan_prune", "compute_prune_unit",
-           "run_prune", "PRUNE_COLUMNS"]
+           "run_prune", "PRUNE_COLUMNS", "MAST_SOLUTIONS", "pool_gaps"]
 
 PRUNE_COLUMNS = ["formulation", "selection", "sketch", "sparsity", "param", "mask", "test_accuracy",
-                 "dense_test_accuracy", "best_iteration"]
+                 "dense_test_accuracy", "best_iteration", "step_size", "fD_gap", "fD_gap_se", "fD_inf",
+                 "fD_inf_se", "pool_size"]
+
+#: values of ``mast_solution``: DSGD iterates (last, best masked validation) and/or x*_D
+MAST_SOLUTIONS = ("dsgd", "exact")
 
 
 @dataclass
@@ -78,6 +98,21 @@ class PruneConfig(Config):
     #: where the masked models are evaluated: cpu (reference) or cuda; training (one
     #: trajectory) and the ERM solve stay on the CPU
     device: str = "cpu"
+    #: MAST models: "dsgd" (trained iterates), "exact" (pool minimizer x*_D) or "dsgd,exact"
+    mast_solution: str = "dsgd"
+    #: sketches in the pool of x*_D and in the (independent) evaluation pool of fD_gap
+    pool: int = 64
+    #: fixed validation masks per level for the best-masked-validation selection
+    val_masks: int = 20
+    #: optimality-gap tolerance: a MAST model with fD_gap above it is marked unsolved
+    gap_tol: float = 1e-3
+
+    def solutions(self):
+        """The ``mast_solution`` values as a list (``"dsgd,exact"`` or a TOML list)."""
+        vals = self.mast_solution if isinstance(self.mast_solution, (list, tuple)) \
+            else str(self.mast_solution).split(",")
+        return [str(v).strip() for v in vals if str(v).strip()]
+
 
 
 def validate_prune(cfg):
@@ -99,17 +134,32 @@ def validate_prune(cfg):
           f"the dropout baseline needs --sketch bernoulli, not '{cfg.sketch}'")
     for s in cfg.sparsity:
         check(0 <= s < 1, f"sparsity {s} must be in [0, 1)")
+    sols = cfg.solutions()
+    check(len(sols) >= 1 and all(v in MAST_SOLUTIONS for v in sols) and len(set(sols)) == len(sols),
+          f"mast solution {cfg.mast_solution!r} must be dsgd, exact or dsgd,exact")
+    check(isinstance(cfg.pool, int) and not isinstance(cfg.pool, bool) and cfg.pool >= 2,
+          f"pool {cfg.pool!r} must be an integer >= 2")
+    check(isinstance(cfg.val_masks, int) and not isinstance(cfg.val_masks, bool) and cfg.val_masks >= 1,
+          f"val masks {cfg.val_masks!r} must be an integer >= 1")
+    check(number(cfg.gap_tol) and cfg.gap_tol > 0, f"gap tol {cfg.gap_tol!r} must be a number > 0")
+    check("dsgd" in sols or not cfg.dropout_baseline, "the dropout baseline needs --mast-solution dsgd")
     parse_step(cfg.step)
     check_run_device(cfg.device, objective=cfg.objective)
 
 
-def train_mast(obj, sketch, step, iters, seed, v, X_val, y_val, log_every):
-    """Algorithm 1 (I) from x⁰ = v; returns (x_last, x_best_val, best_iteration)."""
+def train_mast(obj, sketch, step, iters, seed, v, X_val, y_val, log_every, val_masks=None):
+    """Algorithm 1 (I) from x⁰ = v; returns (x_last, x_best_val, best_iteration).
+
+    The best iterate maximizes the mean validation accuracy of the masked models
+    v + S_r(x − v) over the fixed masks ``val_masks`` (R_v, d) (the same masks at every
+    logged iteration); without masks, of the unmasked model x.  Ties keep the earliest.
+    """
     best = {"acc": -np.inf, "x": v.copy(), "call": 0, "calls": 0}
-    ones = np.ones((1, obj.d))
+    masks = np.ones((1, obj.d)) if val_masks is None else val_masks
+    shift = v if val_masks is not None else np.zeros_like(v)
 
     def metrics(X):
-        acc = masked_accuracy(X_val, y_val, X[:, 0], np.zeros_like(v), ones)[0] if X_val.shape[0] else 0.0
+        acc = float(masked_accuracy(X_val, y_val, X[:, 0], shift, masks).mean()) if X_val.shape[0] else 0.0
         if acc > best["acc"]:
             best.update(acc=acc, x=X[:, 0].copy(), call=best["calls"])
         best["calls"] += 1
@@ -135,12 +185,51 @@ def _prune_problem(dataset, objective, lam, val_fraction, seed):
     return ds, obj, Xval, yval, x_erm
 
 
+def _level_pools(cfg, sk, s):
+    """(evaluation pool, validation masks, test masks) of one level: seeded, independent
+    draws, the same for every formulation."""
+    tag = int(round(s * 1_000_000))
+    pool = sk.sample(np.random.default_rng([cfg.seed, tag, 37]), cfg.pool)
+    val = sk.sample(np.random.default_rng([cfg.seed, tag, 43]), cfg.val_masks)
+    test = sk.sample(np.random.default_rng([cfg.seed, tag, 23]), cfg.masks)
+    return pool, val, test
+
+
+def pool_gaps(obj, S_eval, v, models, x_inf=None):
+    """f_D gap of each model on the pool ``S_eval``: f_pool(x̂) − f_pool^inf and its standard error.
+
+    Parameters
+    ----------
+    obj : objective; S_eval : ndarray (N, d) pooled sketch diagonals; v : ndarray (d,) shift;
+    models : list of ndarray (d,)
+    x_inf : ndarray (d,), optional
+        The pool's minimizer if already solved (else Newton here).
+
+    Returns
+    -------
+    gaps : ndarray (len(models),) ; se : ndarray (len(models),) (paired over the pool's
+    sketches, ddof 1) ; f_inf : float (the pool's minimum, Newton) ; x_inf : ndarray (d,)
+    (the pool minimizer x*_D) ; f_inf_se : float (Monte Carlo standard error of f_D at x_inf)
+    """
+    if x_inf is None:
+        x_inf, _ = solve_pool(obj, S_eval, v, tol=1e-9)
+    base = obj.value(v[:, None] + S_eval.T * (x_inf - v)[:, None])          # (N,)
+    f_inf_se = float(base.std(ddof=1) / np.sqrt(base.size))
+    gaps, ses = [], []
+    for x in models:
+        diff = obj.value(v[:, None] + S_eval.T * (x - v)[:, None]) - base
+        gaps.append(float(diff.mean()))
+        ses.append(float(diff.std(ddof=1) / np.sqrt(diff.size)))
+    return np.array(gaps), np.array(ses), float(base.mean()), x_inf, f_inf_se
+
+
 def compute_prune_unit(spec):
     """One sparsity level of a pruning experiment; returns its CSV text (picklable spec)."""
     import pandas as pd
 
     cfg = PruneConfig(**spec["config"])
     s = float(spec["sparsity"])
+    sols = cfg.solutions()
     ds, obj, Xval, yval, x_erm = _prune_problem(cfg.dataset, cfg.objective, cfg.lam, cfg.val_fraction,
                                                 cfg.seed)
     v = resolve_shift(cfg.shift, _ShiftProblem(obj, x_erm))
@@ -148,36 +237,47 @@ def compute_prune_unit(spec):
     kind, mult = parse_step(cfg.step)
     gamma = mult * step_dsgd(obj.smoothness(), sk.L_S_max) if kind == "theory" else mult
     log_every = cfg.log_every or max(1, cfg.iters // 100)
-    x_last, x_best, best_it = train_mast(obj, sk, gamma, cfg.iters, cfg.seed, v, Xval, yval, log_every)
-    mask_rng = np.random.default_rng([cfg.seed, int(round(s * 1_000_000)), 23])
-    S = sk.sample(mask_rng, cfg.masks)
-    Xt, yt = ds.X_test, ds.y_test
-    ones = np.ones((1, obj.d))
-    frames = []
+    pool, val_masks, S = _level_pools(cfg, sk, s)
+    x_D, _ = solve_pool(obj, pool, v, tol=1e-9)
     param = sketch_param(sk)        # σ for a Gaussian sketch, as in mast run rows
-    models = [("erm", "exact", x_erm, -1), ("mast", "last", x_last, cfg.iters),
-              ("mast", "best_val", x_best, best_it)]
+    # (formulation, selection, model, iteration, f_D^inf s.e. of the model's own pool)
+    models = [("erm", "exact", x_erm, -1, np.nan)]
+    if "exact" in sols:
+        vals = obj.value(v[:, None] + pool.T * (x_D - v)[:, None])
+        models.append(("mast", "exact", x_D, -1, float(vals.std(ddof=1) / np.sqrt(vals.size))))
+    if "dsgd" in sols:
+        x_last, x_best, best_it = train_mast(obj, sk, gamma, cfg.iters, cfg.seed, v, Xval, yval, log_every,
+                                             val_masks)
+        models += [("mast", "last", x_last, cfg.iters, np.nan),
+                   ("mast", "best_masked_val", x_best, best_it, np.nan)]
     if cfg.dropout_baseline and s > 0:
         # classic dropout: GD on E f(v + c ⊙ (x̃ − v)), unscaled masks, theory step 1/(L_f · 1)
         p = 1.0 - s
         drop = make_sketch("dropout-unscaled", obj.d, p=p)
         gd = mult * step_dsgd(obj.smoothness(), drop.L_S_max) if kind == "theory" else mult
-        d_last, d_best, d_it = train_mast(obj, drop, gd, cfg.iters, cfg.seed, v, Xval, yval, log_every)
-        for sel, xt, it in (("last", d_last, cfg.iters), ("best_val", d_best, d_it)):
-            models.append(("dropout-scaled", sel, v + p * (xt - v), it))
-            models.append(("dropout-unscaled", sel, xt, it))
+        d_last, d_best, d_it = train_mast(obj, drop, gd, cfg.iters, cfg.seed, v, Xval, yval, log_every,
+                                          val_masks)
+        for sel, xt, it in (("last", d_last, cfg.iters), ("best_masked_val", d_best, d_it)):
+            models.append(("dropout-scaled", sel, v + p * (xt - v), it, np.nan))
+            models.append(("dropout-unscaled", sel, xt, it, np.nan))
+    gaps, gap_se, f_D_inf, _, _ = pool_gaps(obj, pool, v, [m[2] for m in models], x_inf=x_D)
+    Xt, yt = ds.X_test, ds.y_test
+    ones = np.ones((1, obj.d))
+    frames = []
     if cfg.device == "cpu":
         evaluate = functools.partial(masked_accuracy, Xt, yt)
     else:                    # the R masked models on the device (test matrix copied once)
         be = backend_of(cfg.device)
         evaluate = functools.partial(device_masked_accuracy, be, be.csr(Xt), yt)
-    for form, sel, x_hat, it in models:
+    for (form, sel, x_hat, it, own_se), gap, gse in zip(models, gaps, gap_se):
         acc = evaluate(x_hat, v, S)
         dense = evaluate(x_hat, v, ones)[0]
         frames.append(pd.DataFrame({
             "formulation": form, "selection": sel, "sketch": sk.name, "sparsity": s, "param": param,
             "mask": np.arange(cfg.masks), "test_accuracy": acc, "dense_test_accuracy": dense,
             "best_iteration": it, "step_size": gamma,
+            "fD_gap": gap, "fD_gap_se": gse, "fD_inf": f_D_inf, "fD_inf_se": own_se,
+            "pool_size": cfg.pool,
         }))
     return pd.concat(frames, ignore_index=True).to_csv(index=False, float_format=CSV_FLOAT_FORMAT)
 

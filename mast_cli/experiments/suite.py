@@ -6,6 +6,7 @@ Each file in ``experiments/`` describes one figure::
     figure = "Fig. 1"
     caption = "Test accuracies distributions of sparsified solutions ..."
     metric = "erm_loss"            # for kind = run: what the figure plots
+    x = ["iteration", "coords"]    # for kind = run: x axes (iteration, epochs, coords, time)
     [config]                       # the keys of `mast run` / `mast prune` / the delta study
     sketch = "bernoulli"
     ...
@@ -54,6 +55,7 @@ class Experiment:
     figure: str = ""
     caption: str = ""
     metric: str = "erm_loss"
+    x: object = "iteration"
     source: str = ""
 
 
@@ -74,6 +76,13 @@ def load_experiment(path, dataset=None, overrides=None):
         if metric not in METRIC_LABELS:
             raise MastError(f"experiment file '{path}': unknown metric '{metric}'; choose one of "
                             f"{', '.join(METRIC_LABELS)}")
+    x_axes = raw.get("x", "iteration")
+    from ..plotting import X_AXES
+
+    for ax_name in [x_axes] if isinstance(x_axes, str) else x_axes if isinstance(x_axes, list) else [x_axes]:
+        if ax_name not in X_AXES:
+            raise MastError(f"experiment file '{path}': unknown x axis {ax_name!r}; choose one of "
+                            f"{', '.join(X_AXES)}")
     conf = {k.replace("-", "_"): v for k, v in raw.get("config", {}).items()}
     fields = {f.name for f in dataclasses.fields(cls)}
     bad = set(conf) - fields
@@ -84,7 +93,7 @@ def load_experiment(path, dataset=None, overrides=None):
     conf.update(overrides or {})
     return Experiment(name=path.stem, kind=kind, config=cls(**conf), figure=raw.get("figure", ""),
                       caption=raw.get("caption", ""), metric=raw.get("metric", "erm_loss"),
-                      source=str(path))
+                      x=x_axes, source=str(path))
 
 
 def load_suite(folder=None, dataset=None, only=None, overrides=None):
@@ -161,11 +170,67 @@ def reproduce(experiments, results_root="results", plots_root="plots", jobs=1, s
         folder = assemble(exp, units, context, results_root, time.time() - t0)
         if plot:
             plotter = PLOTTERS[kind_of(exp.kind).result_file]
-            figures += plotter(folder, metric=exp.metric, out=plots_root, name=exp.name)
+            figures += plotter(folder, metric=exp.metric, out=plots_root, name=exp.name, x=exp.x)
     if plot:
         write_plots_readme(plan, plots_root)
     return {"units_total": total, "units_run": len(tasks), "wall_time_s": time.time() - t0,
             "figures": figures}
+
+
+def claim_datasets(main=None):
+    """Datasets the claims report covers: every bundled dataset with a test split (``NAME.t``),
+    plus ``main``."""
+    from ..io.data import bundled_dir
+
+    names = sorted(p.name[:-len(".t.bz2")] for p in Path(bundled_dir()).glob("*.t.bz2"))
+    if main is not None and main not in names:
+        names.append(main)
+    return names
+
+
+def run_claims(datasets, main_dataset, experiments_dir=None, results_root="results", plots_root="plots",
+               jobs=1, scheduler=None, progress_factory=None):
+    """The claims report (:mod:`mast_cli.claims`) on ``datasets``: compute the missing units of
+    the experiments the claims read (``main_dataset`` in ``results_root``, the others in
+    ``results_root/claims/<dataset>``, no figures), then write ``results_root/claims.csv``,
+    ``plots_root/claims.csv`` and the claims section of ``plots_root/README.md``.
+
+    Returns the claims table (pandas.DataFrame).
+    """
+    from .claims import CLAIM_EXPERIMENTS, claims_table_markdown, evaluate_claims
+    from ..io.outputs import CSV_FLOAT_FORMAT
+    from ..io.store import atomic_write_text
+
+    folder = Path(experiments_dir) if experiments_dir is not None else default_experiments_dir()
+    names = [n for n in CLAIM_EXPERIMENTS if (folder / f"{n}.toml").is_file()]
+    if not names:
+        return None
+    folders = {}
+    for ds in datasets:
+        root = Path(results_root) if ds == main_dataset else Path(results_root) / "claims" / ds
+        exps = load_suite(folder, dataset=ds, only=names)
+        reproduce(exps, root, plots_root, jobs=jobs, scheduler=scheduler, progress_factory=progress_factory,
+                  plot=False)
+        folders[ds] = {e.name: root / e.name for e in exps}
+    table = evaluate_claims(folders)
+    text = table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT)
+    atomic_write_text(Path(results_root) / "claims.csv", text)
+    Path(plots_root).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(plots_root) / "claims.csv", text)
+    readme = Path(plots_root) / "README.md"
+    body = readme.read_text(encoding="utf-8") if readme.is_file() else "# Figures\n"
+    body = body.split(CLAIMS_HEADER)[0].rstrip("\n") + "\n\n"
+    section = [CLAIMS_HEADER, "",
+               "Made by `mast reproduce` (module `mast_cli.claims`; definitions of each effect, interval and",
+               "verdict there and in the README). One row per dataset, claim, experiment and MAST model:",
+               "`exact` is x*_D (pool minimizer), `dsgd:last` / `dsgd:best_masked_val` the trained iterates.",
+               "Bootstrap 95% intervals; `claims.csv` has the measure and per-level details.", "",
+               claims_table_markdown(table), ""]
+    atomic_write_text(readme, body + "\n".join(section))
+    return table
+
+
+CLAIMS_HEADER = "## Claims report"
 
 
 def write_plots_readme(plan, plots_root):
@@ -182,8 +247,13 @@ def write_plots_readme(plan, plots_root):
               "Each figure has a PDF, a PNG and a CSV of the plotted numbers; the raw results are in",
               "`results/<experiment>/`. Rerun `mast plot results/<experiment>` to redraw one.", ""]
     entries = {}
+    claims = ""
     if readme.is_file():
-        for block in readme.read_text(encoding="utf-8").split("\n## ")[1:]:
+        old = readme.read_text(encoding="utf-8")
+        if CLAIMS_HEADER in old:                    # the claims report of an earlier run is kept
+            old, claims = old.split(CLAIMS_HEADER, 1)
+            claims = CLAIMS_HEADER + claims
+        for block in old.split("\n## ")[1:]:
             m = re.match(r".*: `([^`]+)`\n", block)
             if m and any(Path(plots_root).glob(f"{m.group(1)}*.png")):
                 entries[m.group(1)] = "## " + block.rstrip("\n") + "\n"
@@ -196,4 +266,5 @@ def write_plots_readme(plan, plots_root):
         entries[exp.name] = "\n".join(lines)
     order = sorted(entries, key=lambda name: (not name.startswith("fig"), name))
     Path(plots_root).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(readme, "\n".join(header) + "\n" + "\n".join(entries[k] for k in order))
+    atomic_write_text(readme, "\n".join(header) + "\n" + "\n".join(entries[k] for k in order)
+                      + ("\n" + claims if claims else ""))

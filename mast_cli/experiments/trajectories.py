@@ -88,7 +88,7 @@ def make_metrics(problem, v, eval_sets, test=True):
 
 
 TRAJ_COLUMNS = ["algorithm", "sketch", "sparsity", "param", "step_label", "step_size", "batch_size",
-                "seed", "iteration", "erm_loss", "grad_norm_sq", "dist_sq", "mast_loss",
+                "seed", "iteration", "epochs", "coords", "erm_loss", "grad_norm_sq", "dist_sq", "mast_loss",
                 "test_accuracy", "status", "diverged_at"]
 
 
