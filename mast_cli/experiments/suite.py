@@ -172,7 +172,7 @@ def reproduce(experiments, results_root="results", plots_root="plots", jobs=1, s
             plotter = PLOTTERS[kind_of(exp.kind).result_file]
             figures += plotter(folder, metric=exp.metric, out=plots_root, name=exp.name, x=exp.x)
     if plot:
-        write_plots_readme(plan, plots_root)
+        write_plots_readme(plan, plots_root, results_root)
     return {"units_total": total, "units_run": len(tasks), "wall_time_s": time.time() - t0,
             "figures": figures}
 
@@ -233,7 +233,30 @@ def run_claims(datasets, main_dataset, experiments_dir=None, results_root="resul
 CLAIMS_HEADER = "## Claims report"
 
 
-def write_plots_readme(plan, plots_root):
+def _gap_lines(exp, results_root):
+    """Per-level optimality gaps f_D(x̂) − f_D^inf of a pruning experiment's MAST models."""
+    if exp.kind != "prune" or results_root is None:
+        return []
+    path = Path(results_root) / exp.name / "pruning.csv"
+    if not path.is_file():
+        return []
+    df = read_results_csv(path)
+    if "fD_gap" not in df.columns:
+        return []
+    mast = df[df.formulation == "mast"]
+    tol = getattr(exp.config, "gap_tol", 1e-3)
+    lines = [f"- MAST models and their f_D gap f_D(x̂) − f_D^inf per level (pool of "
+             f"{int(df.pool_size.iloc[0])} sketches; tolerance {tol:g}; DSGD iterate selection: best mean "
+             f"masked validation accuracy over {getattr(exp.config, 'val_masks', '?')} fixed masks):"]
+    for sel, g in mast.groupby("selection", sort=False):
+        gaps = g.groupby("sparsity").fD_gap.first()
+        over = int((gaps > tol).sum())
+        lines.append(f"  - `{sel}`: " + ", ".join(f"{s:.0%} {v:.1e}" for s, v in gaps.items())
+                     + (f" ({over} levels above tolerance)" if over else " (all below tolerance)"))
+    return lines
+
+
+def write_plots_readme(plan, plots_root, results_root=None):
     """``plots/README.md``: each figure with the paper caption it reproduces and its config.
 
     Entries of experiments outside ``plan`` (an earlier ``--only`` run) are kept; the
@@ -262,7 +285,7 @@ def write_plots_readme(plan, plots_root):
                  f"> {exp.caption}" if exp.caption else "", "",
                  f"- config: `{Path(exp.source).relative_to(Path(exp.source).parent.parent)}`"
                  if exp.source else "",
-                 f"- dataset: `{exp.config.dataset}`", ""]
+                 f"- dataset: `{exp.config.dataset}`", *_gap_lines(exp, results_root), ""]
         entries[exp.name] = "\n".join(lines)
     order = sorted(entries, key=lambda name: (not name.startswith("fig"), name))
     Path(plots_root).mkdir(parents=True, exist_ok=True)
