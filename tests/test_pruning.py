@@ -66,7 +66,7 @@ def test_plot_pruning(pruned, tmp_path):
 def test_masked_validation_selection_matches_naive_loop(tiny, rng):
     """train_mast keeps the logged iterate with the best mean masked validation accuracy
     (reference: the naive loop's iterates, one mask and one row at a time)."""
-    from mast_cli.algorithms import dsgd_reference
+    from oracles import dsgd_reference
     from mast_cli.experiments.prune import train_mast
 
     sk, v = Bernoulli(tiny.d, 0.4), np.zeros(tiny.d)

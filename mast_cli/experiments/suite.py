@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io.errors import MastError
-from ..io.outputs import NullProgress, check_out_path, prepare_out_dir
+from ..io.outputs import NullProgress, check_out_path, prepare_out_dir, read_results_csv
 from ..io.store import UnitStore, atomic_write_text
 from ..plotting import METRIC_LABELS, PLOTTERS
 from .config import EXPERIMENT_FILE_KEYS
