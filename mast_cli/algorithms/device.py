@@ -146,7 +146,7 @@ def _run_chunk(dobj, be, sketches, gam, seeds, X0, V0, iters, log_every, metrics
         S = draws.draw(t)
         Y = V + S * (X - V)
         X -= ga * (S * dobj.grad(Y))
-        return X
+        return X, (1.0, (S != 0).sum(axis=0))            # one pass, nnz(S_t) coordinates
 
     return device_loop(be, step, X0, gam, iters, log_every, metrics_fn, tick)
 
@@ -167,6 +167,9 @@ class DeviceRecorder(Recorder):
         self.alive = xp.ones(self.R, dtype=bool)
         self.last_good = X.copy()
         self.rows = {}
+        self.costs = False
+        self.epochs = xp.zeros(self.R)
+        self.coords = xp.zeros(self.R)
 
     def check(self, X, t):
         xp = self.xp
@@ -183,6 +186,9 @@ class DeviceRecorder(Recorder):
             self._next += 1
             if self.metrics_fn is not None:
                 vals = {k: np.array(be.to_host(v), dtype=np.float64) for k, v in self.metrics_fn(X).items()}
+                if self.costs:
+                    vals["epochs"] = np.array(be.to_host(self.epochs), dtype=np.float64)
+                    vals["coords"] = np.array(be.to_host(self.coords), dtype=np.float64)
                 live = be.to_host(self.alive).copy()
                 bad = live & ~np.all([np.isfinite(v) for v in vals.values()], axis=0)
                 if bad.any():
@@ -200,9 +206,10 @@ class DeviceRecorder(Recorder):
                        self.be.to_host(self.diverged_at).astype(int), extra or {})
 
 
-def device_loop(be, step, X0, gam, iters, log_every, metrics_fn=None, tick=None):
-    """Run a device step ``(t, X, γ ⊙ alive) -> X`` with the engine loop
-    (:func:`mast_cli.algorithms._engine.run_steps`) and a :class:`DeviceRecorder`.
+def device_loop(be, step, X0, gam, iters, log_every, metrics_fn=None, tick=None, cost0=None):
+    """Run a device step ``(t, X, γ ⊙ alive) -> (X, (epochs, coords))`` with the engine loop
+    (:func:`mast_cli.algorithms._engine.run_steps`) and a :class:`DeviceRecorder`; the step's
+    cost feeds the ``epochs`` / ``coords`` columns (``cost0``: spent before the first step).
 
     Returns
     -------
@@ -213,12 +220,13 @@ def device_loop(be, step, X0, gam, iters, log_every, metrics_fn=None, tick=None)
     g = xp.asarray(gam)
 
     def one(X, t, alive):
-        out = step(t, X, g * alive)
+        out, cost = step(t, X, g * alive)
         if out is not X:
             X[...] = out
+        return cost
 
     h = run_steps(one, X, iters, log_every, metrics_fn, None if tick is None else (lambda k: tick()),
-                  recorder=lambda X_, it, le, mf: DeviceRecorder(be, X_, it, le, mf))
+                  recorder=lambda X_, it, le, mf: DeviceRecorder(be, X_, it, le, mf), costs=True, cost0=cost0)
     return h.metrics, h.x_final, h.diverged_at
 
 
@@ -298,7 +306,7 @@ def distributed_device(obj, partition, sketches, steps, seeds, iters, x0=None, v
             W = dobj.neg_sigmoid(Bd @ dobj.cast(Y.reshape(M * d, Rc)))
             G = (BdT @ W).astype(np.float64).reshape(M, d, Rc) * scale + dobj.penalty.grad(Y)
             X -= ga * ((S * G).sum(axis=0) / M)
-            return X
+            return X, (1.0, (S != 0).sum(axis=(0, 1)))    # M workers: n rows, Σ_i nnz(S_i)
 
         mf = (lambda X: metrics_fn(X, slice(a, b))) if metrics_fn else None
         return device_loop(be, step, X0[:, a:b], gam[a:b], iters, log_every, mf, lambda: bar.step(Rc))
@@ -351,6 +359,9 @@ def l_svrdsg_device(obj, pool, steps, seeds, iters, ref_prob, x0=None, v=None, *
     points = log_iterations(iters, log_every)
     bar = _Progress(progress, R)
 
+    N = pool.shape[0]
+    pool_nnz = float(np.count_nonzero(pool))           # coordinates of the N pooled sparse models
+
     def run(a, b):
         keys = seed_keys(xp, seeds[a:b])
         draws = DeviceSketches([emp] * (b - a), keys, be)
@@ -381,10 +392,13 @@ def l_svrdsg_device(obj, pool, steps, seeds, iters, ref_prob, x0=None, v=None, *
             if int(idx.size):
                 W[:, idx] = X[:, idx]
                 G[:, idx] = pool_grad(X[:, idx], Vc[:, idx])
-            return X - ga * g
+            # cost: ∇f_S at x_t and w_t, plus the N pooled gradients of a recomputed reference
+            fired = fire.astype(np.float64)
+            return X - ga * g, (2.0 + N * fired, 2.0 * (S != 0).sum(axis=0) + pool_nnz * fired)
 
         mf = (lambda X: metrics_fn(X, slice(a, b))) if metrics_fn else None
-        return device_loop(be, step, X0[:, a:b], gam[a:b], iters, log_every, mf, lambda: bar.step(b - a))
+        return device_loop(be, step, X0[:, a:b], gam[a:b], iters, log_every, mf, lambda: bar.step(b - a),
+                           cost0=(float(N), pool_nnz))
 
     return _assemble([run(a, b) for a, b in chunks], points, chunks)
 
