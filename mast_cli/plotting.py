@@ -27,6 +27,9 @@ METRIC_LABELS = {
 #: results-file name -> plotting function(folder, metric, out, name, x=...) -> list of paths
 PLOTTERS = {}
 
+#: short x labels for panels side by side
+X_SHORT = {"iteration": "iteration t", "epochs": "epochs", "coords": "Σ_t nnz(S_t)", "time": "step time (s)"}
+
 #: x axes of the convergence figures: column of trajectories.csv -> axis label (issue 17)
 X_AXES = {
     "iteration": "iteration t",
@@ -219,8 +222,8 @@ def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, su
             ax.set_title(_curve_label((level,), [facet]), fontsize=9)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
-    for ax in axes[-1]:
-        ax.set_xlabel(X_AXES[x])
+    for ax in axes[-1]:             # panels side by side get the short label
+        ax.set_xlabel(X_AXES[x] if ncols == 1 else X_SHORT[x])
     for ax in axes[:, 0]:
         ax.set_ylabel(label if nrows == 1 else label.split(" (")[0])
     cfg = meta.get("config", {})

@@ -221,7 +221,7 @@ def run_claims(datasets, main_dataset, experiments_dir=None, results_root="resul
     body = readme.read_text(encoding="utf-8") if readme.is_file() else "# Figures\n"
     body = body.split(CLAIMS_HEADER)[0].rstrip("\n") + "\n\n"
     section = [CLAIMS_HEADER, "",
-               "Made by `mast reproduce` (module `mast_cli.claims`; definitions of each effect, interval and",
+               "Made by `mast reproduce` (module `mast_cli.experiments.claims`; definitions of each effect, interval and",
                "verdict there and in the README). One row per dataset, claim, experiment and MAST model:",
                "`exact` is x*_D (pool minimizer), `dsgd:last` / `dsgd:best_masked_val` the trained iterates.",
                "Bootstrap 95% intervals; `claims.csv` has the measure and per-level details.", "",
