@@ -371,7 +371,8 @@ def plot_pruning(folder, metric=None, out="plots", name=None, x=None):
         ax.grid(True, axis="y", alpha=0.3)
         ax.margins(y=0.12)
     axes[0].set_ylabel("test accuracy of the sparsified model")
-    axes[0].legend(fontsize=7, loc="lower left")
+    # the legend on the panel with the most series (the dropout baseline has no x*_D panel)
+    max(axes, key=lambda a: len(a.get_legend_handles_labels()[0])).legend(fontsize=7, loc="lower left")
     fig.suptitle(f"Pruning robustness, {cfg.get('sketch', '')} masks on "
                  f"{meta.get('dataset', {}).get('name', folder.name)} "
                  f"({cfg.get('masks', '?')} masks per level, T = {cfg.get('iters', '?')}; "
