@@ -100,8 +100,12 @@ def test_nonconvex_constants(tiny, rng):
 
 
 @pytest.mark.parametrize("R", [1, 7, 600])
-def test_blocked_grad_is_bitwise_the_unblocked_products(a1a_obj, rng, R):
-    """grad() works in row blocks (margins kept in cache); it must equal A·X then Aᵀ·W exactly."""
+def test_blocked_grad_is_bitwise_the_unblocked_products(a1a_obj, rng, R, monkeypatch):
+    """The numpy/scipy fallback of grad() works in row blocks (margins kept in cache); it must
+    equal A·X then Aᵀ·W exactly.  (The fused kernel is tested against it in test_fused.py.)"""
+    from mast_cli.core import fused
+
+    monkeypatch.setattr(fused, "ENABLED", False)
     from mast_cli.core.kernels import neg_sigmoid
 
     X = rng.standard_normal((a1a_obj.d, R)) * 0.5

@@ -43,6 +43,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
+from ..core import fused
 from ..core.kernels import col_mean, logistic_loss, neg_sigmoid, spectral_norm_sq
 from ..core.sketches import MAX_ENUMERATION, PermK, RandK, Sketch
 from ..io.errors import MastError, check
@@ -146,8 +147,11 @@ class WorkerSplit:
         M, d = self.M, self.d
         K = X.shape[1]
         Y = self._models(X, V, S)
-        Z = self._B @ Y.reshape(M * d, K)                       # each row against its worker
-        Gd = (self._BT @ neg_sigmoid(Z)).reshape(M, d, K)      # Σ_{j∈P_i} ∇φ_j(y_i)
+        if fused.ENABLED:                                       # one fused pass over B
+            Gd = -fused.logistic_grad(self._B, Y.reshape(M * d, K)).reshape(M, d, K)
+        else:
+            Z = self._B @ Y.reshape(M * d, K)                   # each row against its worker
+            Gd = (self._BT @ neg_sigmoid(Z)).reshape(M, d, K)  # Σ_{j∈P_i} ∇φ_j(y_i)
         H = S * ((Gd / self.n) * M + self.obj.penalty.grad(Y))     # h_i = S_i ∇f_i(y_i)
         return np.add.reduce(H, axis=0) / M
 
@@ -159,7 +163,10 @@ class WorkerSplit:
         M, d = self.M, self.d
         K = X.shape[1]
         Y = self._models(X, V, S)
-        data = col_mean(logistic_loss(self._B @ Y.reshape(M * d, K)))
+        if fused.ENABLED:
+            data = fused.logistic_value(self._B, Y.reshape(M * d, K)) / self.n
+        else:
+            data = col_mean(logistic_loss(self._B @ Y.reshape(M * d, K)))
         pen = self.obj.penalty.value(np.ascontiguousarray(Y.transpose(1, 0, 2)).reshape(d, M * K))
         return data + np.add.reduce(pen.reshape(M, K), axis=0) / M
 
@@ -310,8 +317,9 @@ def distributed_dsgd(obj, partition, worker_sketches, steps, seeds, iters, x0=No
         Number of rounds T.
     x0, v : ndarray (d,) or (d, R), optional
         Initial point and shift; zeros by default, and x0 defaults to v.
-    log_every : int
-        Log metrics every this many steps (and at 0 and T).
+    log_every : int or "geometric"
+        Log metrics every this many steps, or on the geometric schedule of
+        :func:`~mast_cli.algorithms._engine.log_iterations` (always at 0 and T).
     metrics_fn : callable X -> dict of (R,) arrays, optional
     progress : callable int -> None, optional
 

@@ -2,6 +2,7 @@
 
 - :mod:`~mast_cli.core.kernels` — blocked sparse products, sigmoid/log-loss, column reductions.
 - :mod:`~mast_cli.core.datafit` — the logistic data term: value, gradient, Hessians, per-row pieces.
+- :mod:`~mast_cli.core.fused` — the same hot loops fused in numba (vectorized exp), used when available.
 - :mod:`~mast_cli.core.penalties` — the penalties r(x) (L2, smooth non-convex) as public objects.
 - :mod:`~mast_cli.core.objective` — f = logistic datafit + penalty; ``make_objective``.
 - :mod:`~mast_cli.core.sketches` — one class per sketch family: sampler + closed-form moments.

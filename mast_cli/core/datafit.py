@@ -13,6 +13,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from ..io.errors import MastError
+from . import fused
 from .kernels import (BLOCK_ELEMS, col_mean, csc_matvec, csc_matvecs, csr_matvec, csr_matvecs, logistic_loss,
                       neg_sigmoid, spectral_norm_sq, thread_pool)
 
@@ -60,10 +61,16 @@ class Logistic:
 
     def value(self, X):
         """φ(x) (float) or φ at each column of X (shape (R,))."""
+        if fused.ENABLED:                      # one fused pass (core/fused.py)
+            return fused.logistic_value(self.Ab, X) / self.n
         return col_mean(logistic_loss(self.margins(X)))
 
     def value_grad(self, X):
         """(φ, ∇φ) at x or at each column of X, sharing the product A·X."""
+        if fused.ENABLED:                      # one fused pass (core/fused.py)
+            val, G = fused.logistic_value_grad(self.Ab, X)
+            G /= -self.n
+            return val / self.n, G
         z = self.margins(X)
         return col_mean(logistic_loss(z)), self.back(neg_sigmoid(z))
 
@@ -86,7 +93,10 @@ class Logistic:
     def grad(self, X, dtype=None, threads=1):
         """∇φ(x) = −(1/n) Aᵀ(b ⊙ σ(−b ⊙ Ax)), row block by row block (margins stay in cache).
 
-        Bit for bit equal to ``self.back(neg_sigmoid(self.margins(X)))`` in float64:
+        With the fused kernels (:mod:`mast_cli.core.fused`, the default when numba is
+        installed) one pass per row block; equal to the numpy/scipy path below to ≤ 1e-12
+        relative (the exp rounding).  The numpy/scipy path (``MAST_KERNELS=numpy``) is
+        bit for bit equal to ``self.back(neg_sigmoid(self.margins(X)))`` in float64:
         a block's margins come from the same kernel as the full product A·X, and the
         transposed product accumulates the blocks, in row order, into one output, as
         the full CSC product does.  The kernels get 1/(1 + eᶻ) and the sign goes into
@@ -118,6 +128,10 @@ class Logistic:
             For a ``dtype`` other than None and float32.
         """
         mixed = dtype is not None and np.dtype(dtype) == np.float32
+        if fused.ENABLED and dtype is None:    # one fused pass (core/fused.py), ≤ 1e-12 relative
+            G = fused.logistic_grad(self.Ab, X, groups=threads if threads > 1 else None)
+            G /= -self.n
+            return G
         if csr_matvecs is None or (dtype is not None and not mixed):
             if dtype is not None and not mixed:
                 raise MastError(f"gradient dtype {dtype} is not supported (None or float32)")
@@ -211,6 +225,8 @@ class Logistic:
     def grad_rows(self, X, rows, cols, weights):
         """Column r: Σ_{k: cols_k = r} weights_k ∇φ_{rows_k}(x_r), for X of shape (d, R)."""
         R = X.shape[1]
+        if fused.ENABLED:
+            return fused.logistic_grad_rows(self.Ab, rows, cols, weights, X)
         Asub = self.Ab[rows]
         z = np.asarray(Asub.multiply(X[:, cols].T).sum(axis=1)).ravel()
         c = neg_sigmoid(z) * weights

@@ -70,6 +70,11 @@ def col_accuracy(A, y, W):
     ndarray (R,)
     """
     W = np.ascontiguousarray(W, dtype=np.float64)
+    if sp.issparse(A):
+        from . import fused
+
+        if fused.ENABLED:                      # one fused pass (core/fused.py): the same counts
+            return fused.sign_counts(A, y, W.reshape(W.shape[0], -1)) / A.shape[0]
     if not sp.issparse(A) or csr_matvecs is None:
         return col_mean(((A @ W) * y[:, None] > 0).astype(np.float64))
     A = sp.csr_matrix(A, dtype=np.float64)

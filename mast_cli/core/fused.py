@@ -1,0 +1,471 @@
+"""Fused numba kernels for the batched logistic pieces (the engine's hot loops).
+
+One pass over the rows of a sparse matrix ``Ab`` (rows pre-multiplied by their labels,
+CSR arrays ``ptr, idx, val``) does, per row block and for all R columns of Y at once:
+
+* the margins z_i = ⟨ab_i, y_r⟩ (each a sum over the row's non-zeros in storage order,
+  exactly as scipy's ``csr_matvecs`` does it);
+* the logistic pieces: w = 1/(1 + eᶻ) (the negated sigmoid σ(−z) of mast-theory §3.2) and/or
+  the loss log(1 + e⁻ᶻ), with an exp and a log1p written as range reduction + polynomial,
+  so that LLVM vectorizes them (libm's scalar calls do not);
+* the transposed product Σ_i w_i ab_i accumulated into the d × R output, rows in order
+  (the order of scipy's ``csc_matvecs`` on the CSC view of Ab).
+
+Columns are independent: the kernels split the R columns into groups run by numba's
+threads; every output column is computed by one thread with the same operations in the
+same order for any number of groups, so results do not depend on the thread count nor
+on the other columns of the batch (bit for bit).  Against the numpy/scipy path
+(:mod:`mast_cli.objectives`, kept as the reference and the fallback) the only difference
+is the exp/log1p rounding (≤ 2 ulp each), so float64 results agree to ~1e-15 relative.
+
+Compiled on first use and cached on disk (``cache=True``, numba's ``__pycache__``);
+:func:`warmup` compiles every kernel and returns the seconds it took.
+
+Set ``MAST_KERNELS=numpy`` to use the numpy/scipy path everywhere (reference runs,
+platforms without numba).  ``MAST_THREADS`` (default 1) sets how many column groups,
+hence threads, a kernel uses; 1 is right under ``mast reproduce --jobs`` (one process per
+core).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+try:
+    import numba
+    from numba import njit, types
+    from numba.extending import intrinsic
+except ImportError:  # pragma: no cover - numba missing: numpy/scipy fallback
+    numba = None
+
+__all__ = ["ENABLED", "exp", "log1p", "logistic_grad", "logistic_value", "logistic_value_grad",
+           "logistic_grad_rows", "sign_counts", "warmup", "threads", "set_threads"]
+
+#: True when the fused kernels are used (numba importable and ``MAST_KERNELS`` != numpy).
+ENABLED = numba is not None and os.environ.get("MAST_KERNELS", "numba").lower() != "numpy"
+
+#: Elements of the per-thread margin buffer (rows of a block × columns of a group):
+#: 4 Ki doubles = 32 KiB, one L1 data cache.
+BLOCK_ELEMS = 4096
+
+#: Rows per partial sum of the loss (the partial sums are then added in row order).
+LOSS_ROWS = 256
+
+_THREADS = max(1, int(os.environ.get("MAST_THREADS", "1") or 1))
+
+
+def threads():
+    """Column groups (threads) the kernels use; ``MAST_THREADS`` or :func:`set_threads`."""
+    return _THREADS
+
+
+def set_threads(k):
+    """Use ``k`` column groups per kernel call (results are the same bits for any k)."""
+    global _THREADS
+    _THREADS = max(1, int(k))
+
+
+def _groups(R, k=None):
+    k = _THREADS if k is None else max(1, int(k))
+    return int(max(1, min(k, R // 8 if R >= 16 else 1)))
+
+
+_POOL = None
+
+
+def _each_group(fn, R, groups):
+    """Run fn(c0, w) for the column groups of R columns: in this thread, or on a pool."""
+    global _POOL
+    k = _groups(R, groups)
+    cuts = [g * R // k for g in range(k + 1)]
+    if k == 1:
+        fn(0, R)
+        return
+    if _POOL is None or _POOL._max_workers < k:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=k, thread_name_prefix="mast-fused")
+    list(_POOL.map(lambda g: fn(cuts[g], cuts[g + 1] - cuts[g]), range(k)))
+
+
+if numba is not None:
+    @intrinsic
+    def _as_f64(typingctx, x):
+        """Reinterpret the bits of an int64 as a float64 (a no-op that LLVM vectorizes)."""
+        sig = types.float64(types.int64)
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+        return sig, codegen
+
+    @intrinsic
+    def _as_i64(typingctx, x):
+        """Reinterpret the bits of a float64 as an int64."""
+        sig = types.int64(types.float64)
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+        return sig, codegen
+
+    _LOG2E = 1.4426950408889634
+    _LN2_HI = 0.6931471803691238          # ln 2 rounded to 33 bits: k·LN2_HI is exact
+    _LN2_LO = 1.9082149292705877e-10      # ln 2 − LN2_HI
+    _SHIFT = 6755399441055744.0           # 1.5·2⁵²: adding it rounds to an integer
+    _SHIFT_BITS = 0x4338000000000000
+
+    # contract: the polynomial's multiply-adds may be fused (FMA): faster and as accurate;
+    # the flag stays on these instructions when LLVM inlines the function into a loop
+    @njit(cache=True, fastmath={"contract"}, error_model="numpy")
+    def _exp1(x):
+        """eˣ for one float64, branch-free (so loops over it vectorize).
+
+        x = k ln2 + r with k = round(x/ln2) (by the 1.5·2⁵² shift) and |r| ≤ ln2/2 (two-part
+        ln2, Cody–Waite); eʳ by its degree-13 Taylor polynomial (truncation < 1e-17
+        relative); 2ᵏ applied as two exact powers of two 2^⌊k/2⌋·2^(k−⌊k/2⌋), so
+        subnormal results are rounded once and k = 1024 still gives finite results.
+        Inputs are clamped to [−746, 710] first (e⁻⁷⁴⁶ rounds to 0, e⁷¹⁰ overflows to
+        inf); NaN is passed through.
+        """
+        xc = x if x < 710.0 else 710.0
+        xc = xc if xc > -746.0 else -746.0
+        t = xc * _LOG2E + _SHIFT
+        kf = t - _SHIFT
+        k = _as_i64(t) - _SHIFT_BITS
+        r = (xc - kf * _LN2_HI) - kf * _LN2_LO
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = 1.0 + (r + (r * r) * p)
+        h = k >> 1
+        s1 = _as_f64((h + 1023) << 52)
+        s2 = _as_f64((k - h + 1023) << 52)
+        y = (p * s1) * s2
+        return y if x == x else x
+
+    _SQRT2 = 1.4142135623730951
+    _LN2 = 0.6931471805599453
+
+    @njit(cache=True, fastmath={"contract"}, error_model="numpy")
+    def _log1p01(u):
+        """log(1 + u) for u in [0, 1] (and NaN), branch-free.
+
+        t = 1 + u (rounded), c = (u − (t − 1))/t its rounding correction; t = 2ᵏ f with
+        f ∈ [√2/2, √2), k ∈ {0, 1}; log f = 2 atanh(s), s = (f − 1)/(f + 1), |s| < 0.172,
+        by its odd series to s²³ (truncation < 1e-18).
+        """
+        t = 1.0 + u
+        c = (u - (t - 1.0)) / t
+        big = t >= _SQRT2
+        f = 0.5 * t if big else t
+        kf = 1.0 if big else 0.0
+        s = (f - 1.0) / (f + 1.0)
+        s2 = s * s
+        q = 2.0 / 23.0
+        q = q * s2 + 2.0 / 21.0
+        q = q * s2 + 2.0 / 19.0
+        q = q * s2 + 2.0 / 17.0
+        q = q * s2 + 2.0 / 15.0
+        q = q * s2 + 2.0 / 13.0
+        q = q * s2 + 2.0 / 11.0
+        q = q * s2 + 2.0 / 9.0
+        q = q * s2 + 2.0 / 7.0
+        q = q * s2 + 2.0 / 5.0
+        q = q * s2 + 2.0 / 3.0
+        lf = 2.0 * s + s * (s2 * q)
+        return kf * _LN2 + (lf + c)
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _logloss1(z):
+        """log(1 + e⁻ᶻ) = max(−z, 0) + log1p(e^−|z|), the form of numpy's logaddexp(0, −z)."""
+        a = z if z >= 0.0 else -z
+        m = -z if z < 0.0 else 0.0
+        v = m + _log1p01(_exp1(-a))
+        return v if z == z else z
+
+    @njit(cache=True, error_model="numpy")
+    def _exp_array(x, out):
+        for i in range(x.size):
+            out[i] = _exp1(x[i])
+
+    @njit(cache=True, error_model="numpy")
+    def _log1p_array(x, out):
+        for i in range(x.size):
+            out[i] = _log1p01(x[i])
+
+    @njit(cache=True, error_model="numpy")
+    def _logloss_array(x, out):
+        for i in range(x.size):
+            out[i] = _logloss1(x[i])
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _margins(ptr, idx, val, Y, s, e, Z):
+        """Z[i − s, :] = Σ_k val_k Y[idx_k, :] for rows i in [s, e), in storage order."""
+        w = Y.shape[1]
+        for i in range(s, e):
+            zi = Z[i - s]
+            for c in range(w):
+                zi[c] = 0.0
+            for k in range(ptr[i], ptr[i + 1]):
+                a = val[k]
+                yj = Y[idx[k]]
+                for c in range(w):
+                    zi[c] += a * yj[c]
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _scatter(ptr, idx, val, Z, s, e, G):
+        """G[idx_k, :] += val_k Z[i − s, :] for rows i in [s, e), in order."""
+        w = G.shape[1]
+        for i in range(s, e):
+            zi = Z[i - s]
+            for k in range(ptr[i], ptr[i + 1]):
+                a = val[k]
+                gj = G[idx[k]]
+                for c in range(w):
+                    gj[c] += a * zi[c]
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def _grad_kernel(ptr, idx, val, Y, G, L, want_value, want_grad):
+        """Loss sums Σ_i log(1 + e^{−z_i}) into L (w,), Σ_i ab_i/(1 + e^{z_i}) into G (d, w)."""
+        n = ptr.size - 1
+        w = Y.shape[1]
+        rows = max(1, BLOCK_ELEMS // max(w, 1))
+        Z = np.empty((rows, w))
+        W = np.empty((rows, w))
+        acc = np.zeros(w)
+        part = np.zeros(w)
+        for s in range(0, n, rows):
+            e = min(s + rows, n)
+            _margins(ptr, idx, val, Y, s, e, Z)
+            m = (e - s) * w
+            zf = Z.reshape(-1)
+            wf = W.reshape(-1)
+            if want_value:
+                # partial sums over fixed runs of LOSS_ROWS rows (global row numbers, so the
+                # order does not depend on w), added in row order: error ≈ pairwise summation's
+                for q in range(m):
+                    wf[q] = _logloss1(zf[q])
+                for i in range(e - s):
+                    for c in range(w):
+                        part[c] += W[i, c]
+                    if (s + i + 1) % LOSS_ROWS == 0 or s + i + 1 == n:
+                        for c in range(w):
+                            acc[c] += part[c]
+                            part[c] = 0.0
+            if want_grad:
+                for q in range(m):
+                    wf[q] = 1.0 / (1.0 + _exp1(zf[q]))
+                _scatter(ptr, idx, val, W, s, e, G)
+        for c in range(w):
+            L[c] = acc[c]
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def _sign_kernel(ptr, idx, val, y, Y, counts):
+        n = ptr.size - 1
+        w = Y.shape[1]
+        rows = max(1, BLOCK_ELEMS // max(w, 1))
+        Z = np.empty((rows, w))
+        cnt = np.zeros(w, dtype=np.int64)
+        for s in range(0, n, rows):
+            e = min(s + rows, n)
+            _margins(ptr, idx, val, Y, s, e, Z)
+            for i in range(e - s):
+                yi = y[s + i]
+                for c in range(w):
+                    cnt[c] += (Z[i, c] * yi) > 0.0
+        for c in range(w):
+            counts[c] = cnt[c]
+
+    @njit(cache=True, error_model="numpy")
+    def _rows_kernel(ptr, idx, val, rows, cols, weights, Y, G):
+        for t in range(rows.size):
+            i = rows[t]
+            c = cols[t]
+            z = 0.0
+            for k in range(ptr[i], ptr[i + 1]):
+                z += val[k] * Y[idx[k], c]
+            coef = -weights[t] / (1.0 + _exp1(z))
+            for k in range(ptr[i], ptr[i + 1]):
+                G[idx[k], c] += coef * val[k]
+
+
+def _csr(A):
+    """(indptr, indices, data) of a float64 CSR matrix (no copy when already so)."""
+    import scipy.sparse as sp
+
+    if not (sp.issparse(A) and A.format == "csr" and A.dtype == np.float64):
+        A = sp.csr_matrix(A, dtype=np.float64)
+    return A.indptr, A.indices, A.data
+
+
+def _cols(Y):
+    Y = np.asarray(Y, dtype=np.float64)
+    one = Y.ndim == 1
+    return np.ascontiguousarray(Y.reshape(Y.shape[0], -1)), one
+
+
+def exp(x):
+    """eˣ elementwise by the vectorized kernel (≤ 2 ulp from a correctly rounded exp).
+
+    Parameters
+    ----------
+    x : array_like of float64, any shape
+
+    Returns
+    -------
+    ndarray, the shape of ``x``; ±inf, NaN, overflow and subnormal results as numpy's.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    _exp_array(x.reshape(-1), out.reshape(-1))
+    return out
+
+
+def log1p(u):
+    """log(1 + u) elementwise for u in [0, 1] (the range the logistic loss needs)."""
+    u = np.ascontiguousarray(u, dtype=np.float64)
+    out = np.empty_like(u)
+    _log1p_array(u.reshape(-1), out.reshape(-1))
+    return out
+
+
+def logloss(z):
+    """log(1 + e⁻ᶻ) elementwise, as numpy's ``logaddexp(0, −z)`` (to a few ulp)."""
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    out = np.empty_like(z)
+    _logloss_array(z.reshape(-1), out.reshape(-1))
+    return out
+
+
+def _run(A, Y, value, grad, groups):
+    ptr, idx, val = _csr(A)
+    Yc, one = _cols(Y)
+    d, R = Yc.shape
+    if A.shape[1] != d:
+        raise ValueError(f"A has {A.shape[1]} columns but Y has {d} rows")
+    G = np.zeros((d, R)) if grad else np.zeros((1, 1))
+    L = np.zeros(R)
+    def part(c0, w):
+        if w == R:
+            _grad_kernel(ptr, idx, val, Yc, G, L, value, grad)
+            return
+        Gp = np.zeros((d, w)) if grad else G
+        Lp = np.zeros(w)
+        _grad_kernel(ptr, idx, val, np.ascontiguousarray(Yc[:, c0:c0 + w]), Gp, Lp, value, grad)
+        L[c0:c0 + w] = Lp
+        if grad:
+            G[:, c0:c0 + w] = Gp
+
+    _each_group(part, R, groups)
+    return one, L, G
+
+
+def logistic_grad(A, Y, groups=None):
+    """Σ_i a_i / (1 + exp(a_iᵀ y_r)) for every column y_r: the data gradient times −n.
+
+    Parameters
+    ----------
+    A : scipy.sparse matrix (n, d)
+        Rows pre-multiplied by their labels (``Ab`` of mast-theory §3.2).
+    Y : ndarray (d,) or (d, R)
+    groups : int, optional
+        Column groups (threads); :func:`threads` by default.  The result is the same
+        bits for any value.
+
+    Returns
+    -------
+    ndarray (d,) or (d, R)
+    """
+    one, _, G = _run(A, Y, False, True, groups)
+    return G[:, 0] if one else G
+
+
+def logistic_value(A, Y, groups=None):
+    """Σ_i log(1 + exp(−a_iᵀ y_r)) for every column: array (R,) (a float for Y (d,))."""
+    one, L, _ = _run(A, Y, True, False, groups)
+    return float(L[0]) if one else L
+
+
+def logistic_value_grad(A, Y, groups=None):
+    """(:func:`logistic_value`, :func:`logistic_grad`) in one pass over A."""
+    one, L, G = _run(A, Y, True, True, groups)
+    return (float(L[0]), G[:, 0]) if one else (L, G)
+
+
+def sign_counts(A, y, W, groups=None):
+    """Number of rows i with y_i (A W)_{ir} > 0 for every column r: int array (R,).
+
+    A : sparse (m, d); y : (m,); W : (d, R).  Margins per row block, never all m × R.
+    """
+    ptr, idx, val = _csr(A)
+    Wc, _ = _cols(W)
+    counts = np.zeros(Wc.shape[1], dtype=np.int64)
+    yc = np.ascontiguousarray(y, dtype=np.float64)
+    def part(c0, w):
+        if w == Wc.shape[1]:
+            _sign_kernel(ptr, idx, val, yc, Wc, counts)
+        else:
+            cp = np.zeros(w, dtype=np.int64)
+            _sign_kernel(ptr, idx, val, yc, np.ascontiguousarray(Wc[:, c0:c0 + w]), cp)
+            counts[c0:c0 + w] = cp
+
+    _each_group(part, Wc.shape[1], groups)
+    return counts
+
+
+def logistic_grad_rows(A, rows, cols, weights, Y):
+    """Σ_k −w_k a_{rows_k} / (1 + exp(a_{rows_k}ᵀ y_{cols_k})) into column cols_k: (d, R).
+
+    The sampled data gradients of Algorithm 1 (II), one pass over the selected rows in
+    order (so each column's sum runs in the order its samples are given).
+    """
+    ptr, idx, val = _csr(A)
+    Yc, _ = _cols(Y)
+    G = np.zeros(Yc.shape)
+    _rows_kernel(ptr, idx, val, np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64),
+                 np.asarray(weights, dtype=np.float64), Yc, G)
+    return G
+
+
+def warmup():
+    """Compile (or load from the disk cache) every kernel; returns the seconds it took."""
+    import scipy.sparse as sp
+
+    t0 = time.perf_counter()
+    A = sp.random(40, 5, density=0.5, format="csr", random_state=0)
+    for R in (1, 20):
+        Y = np.ones((5, R))
+        logistic_value_grad(A, Y, groups=1)
+        logistic_grad(A, Y, groups=1)
+        logistic_value(A, Y, groups=1)
+        sign_counts(A, np.ones(40), Y, groups=1)
+    logistic_grad_rows(A, np.arange(3), np.zeros(3, dtype=np.int64), np.ones(3), np.ones((5, 1)))
+    exp(np.zeros(2))
+    log1p(np.zeros(2))
+    logloss(np.zeros(2))
+    return time.perf_counter() - t0
+
+
+def first_call_seconds():
+    """Seconds of :func:`warmup` in a fresh interpreter (disk cache as it stands)."""
+    import subprocess
+    import sys
+
+    code = "import time; t=time.perf_counter(); from mast_cli.core import fused; fused.warmup(); print(time.perf_counter()-t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+

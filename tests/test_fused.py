@@ -1,0 +1,178 @@
+"""The fused numba kernels (mast_cli/core/fused.py) against independent references:
+the exp/log1p against long-double numpy, the batched pieces against the numpy/scipy
+path (kept as the fallback), thread-count and batch independence bit for bit."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+fused = pytest.importorskip("mast_cli.core.fused")
+if not fused.ENABLED:  # pragma: no cover
+    pytest.skip("fused kernels disabled (numba missing or MAST_KERNELS=numpy)", allow_module_level=True)
+
+
+def ulp_distance(a, b):
+    """|a − b| in units in the last place (monotone integer map of the doubles)."""
+    ia = np.asarray(a, dtype=np.float64).view(np.int64)
+    ib = np.asarray(b, dtype=np.float64).view(np.int64)
+    ia = np.where(ia < 0, np.int64(-(2**63)) - ia, ia)
+    ib = np.where(ib < 0, np.int64(-(2**63)) - ib, ib)
+    return np.abs(ia - ib)
+
+
+SPECIAL = np.array([0.0, -0.0, 1e-300, -1e-300, 5e-324, 1.0, -1.0, 0.5 * np.log(2),
+                    709.0, 709.78, 709.782712893384, 709.7827128933841, 709.79, 710.0, 745.0, 800.0, 1e308,
+                    -708.0, -708.3964185322641, -708.4, -709.0, -720.0, -744.4400719213812,
+                    -745.0, -745.1332191019411, -745.1332191019412, -745.2, -746.0, -1e308])
+
+
+def _exp_reference(x):
+    """e^x in long double, rounded once to float64 (correctly rounded up to ~1e-19 relative)."""
+    if np.finfo(np.longdouble).nmant < 60:  # pragma: no cover - platforms without 80-bit long double
+        pytest.skip("no extended precision long double for the reference")
+    with np.errstate(over="ignore", under="ignore"):
+        return np.exp(x.astype(np.longdouble)).astype(np.float64)
+
+
+def test_exp_within_2_ulp_over_the_whole_double_range(rng):
+    x = np.concatenate([
+        rng.uniform(-746.0, 710.0, 400_000),                 # every exponent of the result
+        rng.uniform(-1.0, 1.0, 100_000),
+        rng.uniform(-746.0, -708.0, 100_000),                # subnormal results
+        rng.uniform(700.0, 709.8, 50_000),                   # near overflow
+        np.nextafter(SPECIAL, np.inf), SPECIAL, np.nextafter(SPECIAL, -np.inf),
+        -SPECIAL,
+    ])
+    got = fused.exp(x)
+    ref = _exp_reference(x)
+    assert ulp_distance(got, ref).max() <= 2
+    with np.errstate(over="ignore"):
+        assert ulp_distance(got, np.exp(x)).max() <= 2
+    # overflow, underflow and the subnormal range behave as numpy's
+    assert np.all(np.isinf(got[x > 709.7827128933841])) and np.all(got[x < -745.2] == 0.0)
+    sub = (ref > 0) & (ref < np.finfo(np.float64).tiny)
+    assert sub.sum() > 10_000 and np.all(got[sub] > 0)
+
+
+def test_exp_non_finite_inputs():
+    got = fused.exp(np.array([np.inf, -np.inf, np.nan, -np.nan]))
+    assert got[0] == np.inf and got[1] == 0.0 and np.isnan(got[2]) and np.isnan(got[3])
+
+
+def test_log1p_and_logistic_loss(rng):
+    u = np.concatenate([rng.uniform(0, 1, 200_000), 10.0 ** rng.uniform(-320, 0, 50_000),
+                        [0.0, 1.0, 5e-324, 2.0**-53, np.sqrt(2) - 1, np.nextafter(np.sqrt(2) - 1, 0)]])
+    ref = np.log1p(u.astype(np.longdouble)).astype(np.float64)
+    assert ulp_distance(fused.log1p(u), ref).max() <= 2
+    z = np.concatenate([rng.uniform(-800, 800, 100_000), rng.uniform(-40, 40, 100_000), SPECIAL, -SPECIAL])
+    ref = np.logaddexp(0.0, -z.astype(np.longdouble)).astype(np.float64)
+    got = fused.logloss(z)
+    assert ulp_distance(got, ref).max() <= 3
+    special = fused.logloss(np.array([np.inf, -np.inf, np.nan]))
+    assert special[0] == 0.0 and special[1] == np.inf and np.isnan(special[2])
+
+
+def _reference_grad(obj, X):
+    """The numpy/scipy path: A·X, −σ(−z), Aᵀ·w (objectives' own fallback code)."""
+    from mast_cli.core.kernels import neg_sigmoid
+
+    return obj.back(neg_sigmoid(obj.margins(X)))
+
+
+def _relerr(a, b):
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
+
+
+@pytest.mark.parametrize("R", [1, 7, 600])
+def test_grad_matches_the_numpy_path(a1a_obj, rng, R):
+    X = rng.standard_normal((a1a_obj.d, R)) * 0.5
+    X[0, 0] = 1e6                                   # exp overflow -> exact 0 weights
+    ref = _reference_grad(a1a_obj, X)
+    got = -fused.logistic_grad(a1a_obj.Ab, X) / a1a_obj.n
+    assert _relerr(got, ref) <= 1e-12
+    assert np.all(np.isfinite(got))
+    # the objective's public methods go through the kernel
+    assert _relerr(a1a_obj.grad(X), ref + a1a_obj.penalty.grad(X)) <= 1e-12
+    assert _relerr(a1a_obj.grad(X[:, 0]), ref[:, 0] + a1a_obj.penalty.grad(X[:, 0])) <= 1e-12
+
+
+@pytest.mark.parametrize("R", [1, 40])
+def test_value_and_value_grad_match_the_numpy_path(a1a_obj, rng, R, monkeypatch):
+    X = rng.standard_normal((a1a_obj.d, R)) * 0.5
+    got_v = a1a_obj.value(X)
+    got_vg = a1a_obj.value_grad(X)
+    monkeypatch.setattr(fused, "ENABLED", False)
+    ref_v = a1a_obj.value(X)
+    ref_val, ref_g = a1a_obj.value_grad(X)
+    assert _relerr(np.atleast_1d(got_v), np.atleast_1d(ref_v)) <= 1e-12
+    assert _relerr(np.atleast_1d(got_vg[0]), np.atleast_1d(ref_val)) <= 1e-12
+    assert _relerr(got_vg[1], ref_g) <= 1e-12
+
+
+def test_results_do_not_depend_on_threads_or_batch(a1a_obj, rng):
+    X = rng.standard_normal((a1a_obj.d, 50)) * 0.5
+    base_g = fused.logistic_grad(a1a_obj.Ab, X, groups=1)
+    base_v, base_vg = fused.logistic_value_grad(a1a_obj.Ab, X, groups=1)
+    for k in (2, 3, 6):
+        assert np.array_equal(fused.logistic_grad(a1a_obj.Ab, X, groups=k), base_g)
+        v, g = fused.logistic_value_grad(a1a_obj.Ab, X, groups=k)
+        assert np.array_equal(v, base_v) and np.array_equal(g, base_vg)
+    # a column's numbers do not depend on the other columns of the batch
+    assert np.array_equal(fused.logistic_grad(a1a_obj.Ab, X[:, 10:13]), base_g[:, 10:13])
+    assert np.array_equal(fused.logistic_value(a1a_obj.Ab, X[:, 10:13]), base_v[10:13])
+    # MAST_THREADS / set_threads switches the default
+    old = fused.threads()
+    try:
+        fused.set_threads(2)
+        assert fused._groups(50) == 2
+        assert np.array_equal(a1a_obj.grad(X), -base_g / a1a_obj.n + a1a_obj.penalty.grad(X))
+    finally:
+        fused.set_threads(old)
+
+
+@pytest.mark.parametrize("R", [1, 9, 700])
+def test_sign_counts_are_the_full_product(a1a, rng, R):
+    W = rng.standard_normal((a1a.X_test.shape[1], R))
+    W[:, 0] = 0.0                                   # zero margins count as errors
+    ref = (((a1a.X_test @ W) * a1a.y_test[:, None]) > 0).sum(axis=0)
+    assert np.array_equal(fused.sign_counts(a1a.X_test, a1a.y_test, W), ref)
+    assert np.array_equal(fused.sign_counts(a1a.X_test, a1a.y_test, W, groups=3), ref)
+
+
+def test_grad_rows_matches_the_sparse_path(a1a_obj, rng, monkeypatch):
+    R, tau = 6, 17
+    X = rng.standard_normal((a1a_obj.d, R)) * 0.5
+    rows = rng.integers(0, a1a_obj.n, R * tau)
+    cols = np.repeat(np.arange(R), tau)
+    w = rng.uniform(0.5, 2.0, R * tau) / tau
+    got = a1a_obj.grad_rows(X, rows, cols, w)
+    monkeypatch.setattr(fused, "ENABLED", False)
+    ref = a1a_obj.grad_rows(X, rows, cols, w)
+    assert _relerr(got, ref) <= 1e-12
+
+
+def test_distributed_pieces_match_the_numpy_path(a1a_obj, rng, monkeypatch):
+    from mast_cli.algorithms.distributed import WorkerSplit, partition_rows
+
+    split = WorkerSplit(a1a_obj, partition_rows(a1a_obj.n, 3, rng=np.random.default_rng(1)))
+    X = rng.standard_normal((a1a_obj.d, 5)) * 0.3
+    V = np.zeros_like(X)
+    S = rng.binomial(1, 0.5, (3, a1a_obj.d, 5)) * 2.0
+    g, v = split.sketched_grad(X, V, S), split.sketched_value(X, V, S)
+    monkeypatch.setattr(fused, "ENABLED", False)
+    assert _relerr(g, split.sketched_grad(X, V, S)) <= 1e-12
+    assert _relerr(v, split.sketched_value(X, V, S)) <= 1e-12
+
+
+def test_dense_and_odd_inputs(rng):
+    A = sp.random(30, 4, density=0.6, format="csc", random_state=3)   # converted to CSR
+    Y = rng.standard_normal(4)
+    z = A @ Y
+    assert _relerr(fused.logistic_grad(A, Y), A.T @ (1.0 / (1.0 + np.exp(z)))) <= 1e-14
+    assert fused.logistic_value(A, Y) == pytest.approx(np.logaddexp(0, -z).sum(), rel=1e-14)
+    with pytest.raises(ValueError, match="columns"):
+        fused.logistic_grad(A, np.ones((5, 2)))
+
+
+def test_warmup_reports_compile_time():
+    assert fused.warmup() >= 0.0
