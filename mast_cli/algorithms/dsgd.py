@@ -42,8 +42,9 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
     sampling : {'uniform', 'importance'}
         Row sampling of variant (II): uniform without replacement, or i.i.d. with
         q_i ∝ L_i and weights 1/(n q_i τ).
-    log_every : int
-        Log metrics every this many steps (and at 0 and T).
+    log_every : int or "geometric"
+        Log metrics every this many steps, or on the geometric schedule of
+        :func:`~mast_cli.algorithms._engine.log_iterations` (always at 0 and T).
     metrics_fn : callable X -> dict of (R,) arrays, optional
     progress : callable int -> None, optional
         Called with the number of steps done since the last call.

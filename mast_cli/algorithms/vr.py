@@ -191,7 +191,8 @@ def l_svrdsg(obj, pool, steps, seeds, iters, ref_prob, ref_batch=None, x0=None, 
     pool_weights : ndarray (N,), optional
         Probabilities q_j of the pool's sketches (e.g. from ``Sketch.enumerate``);
         uniform when omitted.  Non-uniform weights need b = N.
-    log_every : int
+    log_every : int or "geometric"
+        As in :func:`~mast_cli.algorithms.dsgd.dsgd`.
     metrics_fn : callable X -> dict of (R,) arrays, optional
     progress : callable int -> None, optional
 

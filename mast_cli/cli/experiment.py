@@ -33,7 +33,11 @@ from ._common import (FLOATS, build_config, dataset_option, device_option, expli
 @click.option("--shift", default="zero", show_default=True,
               help="Shift v: zero, erm (x*_ERM), noisy:σ, lam:λ, half or a .npy file.")
 @click.option("--log-every", "log_every", type=int, default=None,
-              help="Log metrics every N iterations (default: T/100).")
+              help="Log metrics every N iterations (default: a geometric schedule, dense early: "
+                   "0-4, then t -> max(t+1, 1.5t), and T).")
+@click.option("--record-time", "record_time", is_flag=True, default=False,
+              help="Add a 'time' column: wall seconds of the steps, metric evaluation excluded "
+                   "(not reproducible bit for bit, so off by default).")
 @click.option("--eval-sketches", "eval_sketches", type=int, default=20, show_default=True,
               help="Fixed evaluation sketches for the mast_loss estimate of f_D.")
 @click.option("--split", default="random", show_default=True,

@@ -57,6 +57,7 @@ class RunConfig(Config):
     sampling: str = "uniform"
     shift: str = "zero"
     log_every: int | None = None
+    record_time: bool = False
     eval_sketches: int = 20
     unit_size: int = 64
     # Algorithm 2 / 3 options (used by those algorithms only)
@@ -74,8 +75,8 @@ class RunConfig(Config):
         return list(range(int(self.seeds)))
 
     def effective_log_every(self):
-        """Log every ``log_every`` steps (default: T/100, at least 1)."""
-        return self.log_every or max(1, self.iters // 100)
+        """``log_every``, or ``"geometric"`` (dense early, sparse late) when not set."""
+        return self.log_every or "geometric"
 
 
 CONFIG_KEYS = {f.name for f in dataclasses.fields(RunConfig)}

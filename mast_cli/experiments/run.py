@@ -107,6 +107,7 @@ def validate_config(cfg):
               f"seeds {cfg.seeds} must be an integer >= 1")
     check(cfg.log_every is None or (isinstance(cfg.log_every, int) and cfg.log_every >= 1),
           f"log_every {cfg.log_every} must be an integer >= 1")
+    check(isinstance(cfg.record_time, bool), f"record_time {cfg.record_time!r} must be true or false")
     check(isinstance(cfg.eval_sketches, int) and cfg.eval_sketches >= 0,
           f"eval_sketches {cfg.eval_sketches} must be an integer >= 0")
     check(isinstance(cfg.unit_size, int) and cfg.unit_size >= 1,

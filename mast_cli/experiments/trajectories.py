@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.kernels import col_mean, col_sum
+from ..core.kernels import col_accuracy, col_mean, col_sum
 from ..core.sketches import make_sketch
 from .config import sketch_names
 
@@ -80,15 +80,14 @@ def make_metrics(problem, v, eval_sets, test=True):
             fv = obj.value(Yflat).reshape(N, R)
             out["mast_loss"] = col_mean(fv)
         if test and ds.X_test is not None:
-            z = ds.X_test @ X * ds.y_test[:, None]
-            out["test_accuracy"] = col_mean((z > 0).astype(np.float64))
+            out["test_accuracy"] = col_accuracy(ds.X_test, ds.y_test, X)   # the same counts, blocked
         return out
 
     return metrics
 
 
 TRAJ_COLUMNS = ["algorithm", "sketch", "sparsity", "param", "step_label", "step_size", "batch_size",
-                "seed", "iteration", "epochs", "coords", "erm_loss", "grad_norm_sq", "dist_sq", "mast_loss",
+                "seed", "iteration", "time", "epochs", "coords", "erm_loss", "grad_norm_sq", "dist_sq", "mast_loss",
                 "test_accuracy", "status", "diverged_at"]
 
 
@@ -112,6 +111,8 @@ def history_frame(cfg, trajs, hist, extra_cols=None):
             "batch_size": -1 if t["batch_size"] is None else t["batch_size"], "seed": t["seed"],
             "iteration": hist.iterations[keep],
         }
+        if getattr(cfg, "record_time", False) and hist.times is not None:
+            data["time"] = hist.times[keep]
         for name, arr in hist.metrics.items():
             data[name] = arr[keep, r]
         data["status"] = "diverged" if hist.diverged_at[r] >= 0 else "ok"
