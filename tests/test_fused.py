@@ -120,6 +120,10 @@ def test_results_do_not_depend_on_threads_or_batch(a1a_obj, rng):
     # a column's numbers do not depend on the other columns of the batch
     assert np.array_equal(fused.logistic_grad(a1a_obj.Ab, X[:, 10:13]), base_g[:, 10:13])
     assert np.array_equal(fused.logistic_value(a1a_obj.Ab, X[:, 10:13]), base_v[10:13])
+    # one column alone (scipy's single-vector products + the fused sigmoid/loss) as well
+    v1, g1 = fused.logistic_value_grad(a1a_obj.Ab, X[:, 4])
+    assert np.array_equal(g1, base_vg[:, 4]) and v1 == base_v[4]
+    assert np.array_equal(fused.logistic_grad(a1a_obj.Ab, X[:, 4:5])[:, 0], base_g[:, 4])
     # MAST_THREADS / set_threads switches the default
     old = fused.threads()
     try:

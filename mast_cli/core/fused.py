@@ -34,6 +34,8 @@ import time
 
 import numpy as np
 
+from .kernels import csc_matvec, csr_matvec
+
 try:
     import numba
     from numba import njit, types
@@ -273,6 +275,28 @@ if numba is not None:
             L[c] = acc[c]
 
     @njit(cache=True, nogil=True, error_model="numpy")
+    def _pieces1(z, w, want_value, want_grad):
+        """One column: w = 1/(1 + eᶻ) (or the losses) into w, and the loss total summed
+        exactly as :func:`_grad_kernel` sums a column (partial sums of LOSS_ROWS rows)."""
+        n = z.size
+        acc = 0.0
+        if want_value:
+            part = 0.0
+            for s in range(0, n, BLOCK_ELEMS):
+                e = min(s + BLOCK_ELEMS, n)
+                for q in range(s, e):
+                    w[q] = _logloss1(z[q])
+                for q in range(s, e):
+                    part += w[q]
+                    if (q + 1) % LOSS_ROWS == 0 or q + 1 == n:
+                        acc += part
+                        part = 0.0
+        if want_grad:
+            for q in range(n):
+                w[q] = 1.0 / (1.0 + _exp1(z[q]))
+        return acc
+
+    @njit(cache=True, nogil=True, error_model="numpy")
     def _sign_kernel(ptr, idx, val, y, Y, counts):
         n = ptr.size - 1
         w = Y.shape[1]
@@ -302,13 +326,21 @@ if numba is not None:
                 G[idx[k], c] += coef * val[k]
 
 
-def _csr(A):
-    """(indptr, indices, data) of a float64 CSR matrix (no copy when already so)."""
+def _as_csr(A):
+    """A as a float64 CSR matrix (no copy when already so)."""
     import scipy.sparse as sp
 
     if not (sp.issparse(A) and A.format == "csr" and A.dtype == np.float64):
         A = sp.csr_matrix(A, dtype=np.float64)
-    return A.indptr, A.indices, A.data
+    return A
+
+
+def _csr(A):
+    """(indptr, indices, data) of a float64 CSR matrix (no copy when already so)."""
+    A = _as_csr(A)
+    idx = A.indices
+    # unsigned column indices: numba then emits no negative-index wraparound per access
+    return A.indptr, idx.view(np.uint32 if idx.dtype == np.int32 else np.uint64), A.data
 
 
 def _cols(Y):
@@ -351,6 +383,7 @@ def logloss(z):
 
 
 def _run(A, Y, value, grad, groups):
+    A = _as_csr(A)
     ptr, idx, val = _csr(A)
     Yc, one = _cols(Y)
     d, R = Yc.shape
@@ -358,6 +391,18 @@ def _run(A, Y, value, grad, groups):
         raise ValueError(f"A has {A.shape[1]} columns but Y has {d} rows")
     G = np.zeros((d, R)) if grad else np.zeros((1, 1))
     L = np.zeros(R)
+    if R == 1 and csr_matvec is not None:
+        # one column: scipy's single-vector products do the same operations in the same
+        # order as the fused loops (so the same bits) and are faster than them at R = 1
+        n = A.shape[0]
+        z = np.zeros(n)
+        csr_matvec(n, d, A.indptr, A.indices, val, Yc.reshape(-1), z)
+        w = np.empty(n)
+        L[0] = _pieces1(z, w, value, grad)
+        if grad:
+            csc_matvec(d, n, A.indptr, A.indices, val, w, G.reshape(-1))
+        return one, L, G
+
     def part(c0, w):
         if w == R:
             _grad_kernel(ptr, idx, val, Yc, G, L, value, grad)
