@@ -209,8 +209,9 @@ def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, su
         for key, g in sub.groupby(curve_cols, sort=True):
             key = key if isinstance(key, tuple) else (key,)
             y, lo, hi = g["median"].to_numpy(), g["q10"].to_numpy(), g["q90"].to_numpy()
-            if logy:
-                y, lo, hi = (np.maximum(a, floor) for a in (y, lo, hi))
+            if logy:   # capped at 1e100: a diverging run's last logged values can reach 1e300,
+                # where matplotlib's log-axis ticks overflow (the run is marked diverged anyway)
+                y, lo, hi = (np.clip(a, floor, 1e100) for a in (y, lo, hi))
             ax.plot(g[x], y, color=colours[key], label=_curve_label(key, curve_cols))
             ax.fill_between(g[x], lo, hi, color=colours[key], alpha=0.2, linewidth=0)
         if logy:
