@@ -34,7 +34,10 @@ import time
 
 import numpy as np
 
-from .kernels import csc_matvec, csr_matvec
+try:  # scipy's single-vector kernels (also used by core/kernels.py, which imports this module)
+    from scipy.sparse._sparsetools import csc_matvec, csr_matvec
+except ImportError:  # pragma: no cover - private scipy module moved: the fused loops alone
+    csc_matvec = csr_matvec = None
 
 try:
     import numba
