@@ -58,7 +58,7 @@ verify: install
 	  echo "== mast verify --dataset $$ds"; \
 	  $(MAST) verify --dataset $$ds --out results/verify/$$ds --quiet; \
 	done
-	$(PYTEST) -q -m slow tests/test_verify.py
+	$(PYTEST) -q -m slow tests/test_verify.py tests/test_dask_cluster.py
 
 # Performance benchmarks (benchmarks/README.md): six side-by-side ratios, printed as a table and
 # written to benchmarks/results.json.  QUICK=1: about a minute (no full `mast reproduce`).
