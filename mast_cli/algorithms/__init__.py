@@ -8,8 +8,8 @@
 from .distributed import (WorkerSketches, WorkerSplit, distributed_dsgd,
                           partition_rows)
 from .dsgd import dsgd
-from ._engine import History
+from ._engine import History, log_iterations
 from .vr import l_svrdsg, pool_value_grad
 
-__all__ = ["History", "dsgd", "distributed_dsgd", "partition_rows",
+__all__ = ["History", "log_iterations", "dsgd", "distributed_dsgd", "partition_rows",
            "WorkerSplit", "WorkerSketches", "l_svrdsg", "pool_value_grad"]

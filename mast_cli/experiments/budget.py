@@ -35,7 +35,9 @@ def check_run_memory(cfg, n, d):
     Ru = min(R, int(cfg.unit_size))
     E = int(cfg.eval_sketches or 0)
     N = int(cfg.sketch_pool or 0)
-    logs = int(cfg.iters) // int(cfg.effective_log_every()) + 2
+    from ..algorithms import log_iterations
+
+    logs = len(log_iterations(int(cfg.iters), cfg.effective_log_every()))
     check_memory([
         (f"iterates, gradients and sketches (8 × d × R, d = {d}, R = {Ru} per unit)", 64.0 * d * Ru),
         (f"margins (2 × n × R, n = {n})", 16.0 * n * Ru),
