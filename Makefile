@@ -15,7 +15,7 @@ help:
 	@echo "make test       install, run the test suite (CI runs exactly this)"
 	@echo "make fuzz       property-based fuzzing of the CLI (FUZZ_EXAMPLES per test, default 700)"
 	@echo "make verify     full numerical check of every lemma/theorem on all bundled datasets"
-	@echo "make bench      performance benchmarks (QUICK=1 for a 1-minute version)"
+	@echo "make bench      performance benchmarks (QUICK=1 for a short version)"
 	@echo "make reproduce  every paper figure (DATASET=a9a by default; DATASET=a5a downloads)"
 	@echo "make gpu-check  GPU-vs-CPU agreement tests + device timing table (needs an NVIDIA GPU)"
 
@@ -60,8 +60,8 @@ verify: install
 	done
 	$(PYTEST) -q -m slow tests/test_verify.py tests/test_dask_cluster.py
 
-# Performance benchmarks (benchmarks/README.md): six side-by-side ratios, printed as a table and
-# written to benchmarks/results.json.  QUICK=1: about a minute (no full `mast reproduce`).
+# Performance benchmarks (benchmarks/README.md): eight side-by-side figures, printed as a table and
+# written to benchmarks/results.json.  QUICK=1: a few minutes (no full `mast reproduce`, small generated cases only).
 bench: install
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
 
