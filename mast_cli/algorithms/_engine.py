@@ -212,14 +212,14 @@ class Recorder:
         self.costs = costs
         self.epochs = np.zeros(self.R)
         self.coords = np.zeros(self.R)
+        self.times = []                 # step seconds (metrics excluded) at each log point
+        self._t0 = None
+        self._metric_s = 0.0
 
     def charge(self, epochs, coords):
         """Add one step's cost per trajectory: ``epochs`` and ``coords`` scalars or (R,)."""
         self.epochs += epochs
         self.coords += coords
-        self.times = []                 # step seconds (metrics excluded) at each log point
-        self._t0 = None
-        self._metric_s = 0.0
 
     def check(self, X, t):
         """Mark columns of X that became non-finite at iteration t; reset them to their
