@@ -6,13 +6,15 @@ import json
 
 import click
 
-from ._common import (FLOATS, check_lam, dataset_option, device_option, lam_option, objective_option,
+from ._common import (FLOATS, check_lam, dataset_option, device_option, objective_option,
                       precheck_dataset)
 
 
 @click.command()
 @dataset_option
-@lam_option
+@click.option("--lam", default="auto", show_default=True,
+              help="ℓ2 regularization λ, or auto: λ = λ_max(AᵀA)/(4n)/9 (L_f/λ = 10), the regime in which "
+                   "every rate check has power ≥ 2.")
 @objective_option
 @click.option("--sketch", "-s", default="bernoulli,rand-k", show_default=True,
               help="Sketch families to check (comma list): bernoulli, rand-k, perm-k, gaussian, identity.")
@@ -21,7 +23,7 @@ from ._common import (FLOATS, check_lam, dataset_option, device_option, lam_opti
 @click.option("--quick", is_flag=True, help="Small battery (pool N=32, R=16 seeds, T=200): the CI check.")
 @click.option("--pool", "-N", type=int, default=None, help="Pool size N of the reference (default 32 quick / 128).")
 @click.option("--seeds", "-R", type=int, default=None, help="Seeds per stochastic check (default 16 quick / 32).")
-@click.option("--iters", "-T", type=int, default=None, help="Iterations of the rate checks (default 200 quick / 600).")
+@click.option("--iters", "-T", type=int, default=None, help="Iterations of the rate checks (default: chosen per check for power ≥ 2).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Base seed (pool, points, trajectories).")
 @click.option("--shift", default="zero", show_default=True, help="Shift v: zero or erm (x*).")
@@ -42,7 +44,16 @@ def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters,
         mast verify -d a1a --quick
         mast verify -d a9a --sketch rand-k --sparsity 0.1,0.5,0.9
     """
-    check_lam(lam)
+    if str(lam).strip().lower() == "auto":
+        lam = None
+    else:
+        from ..io.errors import MastError
+
+        try:
+            lam = float(lam)
+        except ValueError:
+            raise MastError(f"--lam {lam} must be a number >= 0 or auto") from None
+        check_lam(lam)
     precheck_dataset(dataset)
     if device != "cpu":
         from ..core.backend import check_device

@@ -40,12 +40,14 @@ def run_battery(prob, sketch, cfg, progress=None, checks=None):
     say("reference")
     ctx.ref                                     # noqa: B018  (draws the pool first, as always)
     ctx.sweep.update({"sketch": sketch.name, "sparsity": float(sketch.sparsity), **ctx.ref.summary()})
-    rows = []
-    for chk in (CHECKS if checks is None else checks):
+    rows = ctx.rows
+    table = CHECKS if checks is None else checks
+    if getattr(cfg, "checks", None) is not None:
+        table = [c for c in table if c.id in cfg.checks]
+    for chk in table:
         if not chk.when(ctx):
             continue
-        if chk.progress:
-            say(chk.progress)
+        say(chk.progress or chk.id)
         out = chk.run(ctx)
         for r in (out if isinstance(out, list) else [out]):
             r.kind = r.kind or chk.kind
@@ -99,6 +101,7 @@ def verify_dataset(cfg, progress=None):
     cfg.validate()
     t0 = time.perf_counter()
     prob = load_verify_problem(cfg)
+    cfg.lam = float(prob.obj.lam)                 # the resolved λ (auto or given)
     rows, sweep = [], []
     for name in cfg.sketches:
         for s in cfg.sparsity:

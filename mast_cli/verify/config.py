@@ -9,8 +9,8 @@ from ..io.errors import check
 
 __all__ = ["VerifyConfig", "QUICK", "FULL"]
 
-QUICK = {"pool": 32, "seeds": 16, "iters": 200, "points": 3, "fresh": 64, "batch": 16, "workers": 4}
-FULL = {"pool": 128, "seeds": 32, "iters": 600, "points": 5, "fresh": 256, "batch": 32, "workers": 4}
+QUICK = {"pool": 32, "seeds": 16, "iters": None, "points": 3, "fresh": 64, "batch": 16, "workers": 4}
+FULL = {"pool": 128, "seeds": 32, "iters": None, "points": 5, "fresh": 256, "batch": 32, "workers": 4}
 
 
 @dataclass
@@ -18,7 +18,8 @@ class VerifyConfig:
     """Options of one ``mast verify`` run (None = the quick/full default)."""
 
     dataset: str = "a1a"
-    lam: float = 1e-3
+    #: λ; None = auto (L_f/λ = 10, see :func:`mast_cli.verify.regime.auto_lambda`)
+    lam: float | None = None
     objective: str = "logreg"
     sketches: list = field(default_factory=lambda: ["bernoulli", "rand-k"])
     sparsity: list = field(default_factory=lambda: [0.5])
@@ -32,6 +33,8 @@ class VerifyConfig:
     workers: int | None = None
     seed: int = 0
     shift: str = "zero"
+    #: ids of the checks to run (None = all of :data:`~mast_cli.verify.registry.CHECKS`)
+    checks: list | None = None
 
     def resolved(self):
         """The config with every None replaced by its quick/full default."""
@@ -49,8 +52,9 @@ class VerifyConfig:
 
         check(self.objective in OBJECTIVES,
               f"unknown objective '{self.objective}'; choose one of {', '.join(OBJECTIVES)}")
-        check(math.isfinite(self.lam) and self.lam >= 0, f"--lam {self.lam} must be a finite number >= 0")
-        check(self.objective != "logreg" or self.lam > 0,
+        check(self.lam is None or (math.isfinite(self.lam) and self.lam >= 0),
+              f"--lam {self.lam} must be a finite number >= 0 or auto")
+        check(self.objective != "logreg" or self.lam is None or self.lam > 0,
               "the strongly convex checks need λ > 0 (use --lam > 0)")
         check(len(self.sketches) > 0, "no sketch given")
         for name in self.sketches:
@@ -67,3 +71,9 @@ class VerifyConfig:
         check(self.iters is None or self.iters >= 10, "--iters must be >= 10")
         check(self.points is None or self.points >= 3, "points must be >= 3 (x*, x*_D and a random point)")
         check(self.shift in ("zero", "erm"), f"--shift {self.shift} must be zero or erm")
+        if self.checks is not None:
+            from .registry import check_ids
+
+            known = check_ids()
+            for c in self.checks:
+                check(c in known, f"unknown check '{c}'; choose from {', '.join(known)}")

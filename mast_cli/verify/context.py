@@ -45,7 +45,12 @@ def load_verify_problem(cfg):
     from ..solvers.newton import solve_erm
 
     ds = load_dataset(cfg.dataset)
-    obj = make_objective(cfg.objective, ds.X, ds.y, cfg.lam)
+    lam = cfg.lam
+    if lam is None:
+        from .regime import auto_lambda
+
+        lam = auto_lambda(ds.X)
+    obj = make_objective(cfg.objective, ds.X, ds.y, lam)
     x_star, info = solve_erm(obj)
     if not info["converged"] and info["grad_norm"] > 1e-10:
         raise MastError(f"Newton on f stopped at ‖∇f‖ = {info['grad_norm']:.2e} > 1e-10")
@@ -91,6 +96,10 @@ class Context:
     rng: np.random.Generator = None
     mrng: np.random.Generator = None
     sweep: dict = field(default_factory=dict)
+    #: scratch space shared by the checks of this context (e.g. one set of sampler draws)
+    cache: dict = field(default_factory=dict)
+    #: rows produced so far by the battery (read by checks about other checks, e.g. se-positive)
+    rows: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.rng is None:
@@ -116,16 +125,8 @@ class Context:
         return self.cfg.seeds
 
     @property
-    def T(self):
-        return self.cfg.iters
-
-    @property
     def seeds(self):
         return np.arange(self.cfg.seeds) + 1000 * self.cfg.seed
-
-    @property
-    def log_every(self):
-        return max(1, self.cfg.iters // 20)
 
     @property
     def f_low(self):
@@ -164,17 +165,28 @@ class Context:
     def Es2(self):
         return self.pool.diag_second_moment()
 
+    def _closed(self, name):
+        val = float(getattr(self.sketch, name))
+        return val if math.isfinite(val) else None
+
     @property
     def L_D(self):
-        return self.pool.L_D
+        """L_D for the bounds: max of the pool's own and the sketch class's closed form."""
+        c = self._closed("L_D")
+        return self.pool.L_D if c is None else max(self.pool.L_D, c)
 
     @property
     def mu_D(self):
-        return self.pool.mu_D
+        """μ_D for the bounds: min of the pool's own and the closed form."""
+        c = self._closed("mu_D")
+        return self.pool.mu_D if c is None else min(self.pool.mu_D, c)
 
     @property
     def L_S(self):
-        return self.pool.L_S_max
+        """L_S^max for the bounds: max of the pool's own and the closed form (both are
+        cross-checked by ``pool-constants`` and ``sketch-L_S_max``)."""
+        c = self._closed("L_S_max")
+        return self.pool.L_S_max if c is None else max(self.pool.L_S_max, c)
 
     @cached_property
     def points(self):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .checks import distributed, lemmas, rates, theorem1, unbiased, vr
+from .checks import constants, distributed, estimators, independence, lemmas, rates, sketches, theorem1, unbiased, vr
 
 __all__ = ["Check", "CHECKS", "NEEDS_L_S_MAX", "check_ids"]
 
@@ -77,6 +77,18 @@ class Check:
 
 #: Every check of the battery, in the order they run (order matters for the shared draws).
 CHECKS = (
+    # the product's samplers and constants against their closed forms (exact or Monte Carlo)
+    Check("sketch-mean", sketches.sketch_mean, "stochastic", progress="sketch samplers"),
+    Check("sketch-second-moment", sketches.sketch_second_moment, "stochastic"),
+    Check("sketch-cross-moment", sketches.sketch_cross_moment, "stochastic"),
+    Check("sketch-support", sketches.sketch_support, "exact"),
+    Check("sketch-L_S_max", sketches.sketch_L_S_max, "exact"),
+    Check("sketch-enumeration", sketches.sketch_enumeration, "exact"),
+    Check("permk-blocks", sketches.permk_blocks, "exact", progress="perm-k (M ∤ d)"),
+    Check("pool-constants", sketches.pool_constants, "exact"),
+    Check("const-L_f", constants.exact_L_f, "exact", constants.is_logistic, progress="exact constants"),
+    Check("const-L_i", constants.exact_L_i, "exact", constants.is_logistic),
+    # lemmas and Theorem 1 (exact for D_pool)
     Check("lemma1-iii", lemmas.lemma1_iii, "exact", progress="lemmas"),
     Check("lemma2", lemmas.lemma2, "exact", convex),
     Check("lemma3-iii", lemmas.lemma3_iii, "exact", convex),
@@ -85,7 +97,16 @@ CHECKS = (
     Check("thm1-lower", theorem1.thm1_lower, "exact", convex),
     Check("thm1-f-xD", theorem1.thm1_f_xD, "exact", convex),
     Check("thm1-dist", theorem1.thm1_dist, "exact", convex),
-    Check("unbiased", unbiased.unbiased, "exact", progress="unbiased"),
+    # every algorithm's expected step
+    Check("unbiased", unbiased.unbiased, "exact", progress="unbiased (Alg. 1 (I))"),
+    Check("unbiased-II", estimators.unbiased_II_uniform, "stochastic", estimators.tiny_applies,
+          progress="unbiased (Alg. 1 (II), 2, 3; tiny problem)"),
+    Check("unbiased-II-importance", estimators.unbiased_II_importance, "stochastic", estimators.tiny_applies),
+    Check("unbiased-alg2", estimators.unbiased_alg2, "exact", estimators.tiny_applies),
+    Check("unbiased-alg2-permk", estimators.unbiased_alg2_permk, "exact", estimators.tiny_applies),
+    Check("unbiased-alg3", estimators.unbiased_alg3, "stochastic", estimators.tiny_applies),
+    Check("independence", independence.independence, "stochastic", progress="independence"),
+    # rates (stochastic, every logged t, null and power)
     Check("thm2", rates.thm2, "stochastic", convex, True, "theorem 2"),
     Check("thm2-interp", rates.thm2_interp, "stochastic", convex, True, "interpolation"),
     Check("thm2-II", rates.thm2_II, "stochastic", _logistic_l2, True, "theorem 2 (II)"),
@@ -94,6 +115,8 @@ CHECKS = (
     Check("alg2", distributed.alg2, "stochastic", _workers(convex), True, "algorithm 2"),
     Check("thm5", distributed.thm5, "stochastic", _workers(nonconvex), True, "theorem 5"),
     Check("alg3-vr", vr.alg3_vr, "stochastic", _vr, True, "algorithm 3"),
+    Check("vr-exact", vr.vr_exact, "exact", _vr, True, "algorithm 3 to 1e-20"),
+    Check("se-positive", independence.se_positive, "exact"),
 )
 
 #: Checks whose statement assumes L_S^max < ∞ (Lemma 4 and every rate built on it).

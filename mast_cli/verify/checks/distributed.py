@@ -1,4 +1,7 @@
-"""Algorithm 2 with M workers, every worker sketched by D_pool (F = f_pool exactly; §5)."""
+"""Algorithm 2 with M workers, every worker sketched by D_pool (F = f_pool exactly; §5).
+
+Both checks run in the regime of :mod:`mast_cli.verify.regime` and report ``null``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ import math
 import numpy as np
 
 from ...core import theory
-from ..result import CheckResult, stochastic_final, stochastic_min
+from .. import regime
+from .rates import gradient_start, _min_T
 
 __all__ = ["alg2", "thm5"]
 
@@ -21,16 +25,15 @@ def _split(ctx):
 
 
 def alg2(ctx):
-    """Strongly convex Algorithm 2: E‖x^T − x*‖² ≤ (1 − γμ)^T r₀ + 2γA(F^inf − mean f_i^inf)/μ."""
+    """Strongly convex Algorithm 2: E‖x^t − x*‖² ≤ (1 − γμ)^t r₀ + 2γA(F^inf − mean f_i^inf)/μ, every logged t."""
     from ... import algorithms
     from ...core.objective import make_objective
     from ...solvers.newton import solve_erm
 
-    obj, v, R, T = ctx.obj, ctx.v, ctx.R, ctx.T
+    obj, v, R = ctx.obj, ctx.v, ctx.R
     M, split = _split(ctx)
     L_loc = split.local_smoothness()
     L_S, mu_D = ctx.L_S, ctx.mu_D
-    x0 = np.zeros(obj.d)
     # f_i = w_i·(mean logistic on P_i) + (λ/2)‖x‖² = w_i·LogisticL2(A_i, b_i, λ/w_i)
     f_i_inf = []
     for w_i, obj_i in split.local_objectives():
@@ -41,35 +44,38 @@ def alg2(ctx):
     A = float(np.max(L_loc * L_S))
     gam = theory.step_distributed(L_loc, [L_S] * M)
     mu = float(obj.mu) * mu_D
+    rho = 1.0 - gam * mu
+    nb = 2.0 * gam * A * gap / mu
+    T = regime.linear_horizon(rho, ctx.cfg.iters, ctx.cfg.quick)
     x_D = ctx.ref.x_D
+    x0, r0 = regime.far_start(x_D, np.zeros(obj.d), 2 * regime.TARGET_POWER * nb)
     h = algorithms.distributed_dsgd(obj, split, [ctx.pool] * R, [gam] * R, ctx.seeds + 5_000_000, T, x0=x0, v=v,
-                                    log_every=ctx.log_every,
+                                    log_every=regime.log_every(T),
                                     metrics_fn=lambda Xc: {"e": np.sum((Xc - x_D[:, None]) ** 2, axis=0)})
-    m, se, nt = stochastic_final(h.metrics["e"], "Algorithm 2")
-    r0 = float(np.sum((x0 - x_D) ** 2))
-    return CheckResult(
-        "alg2", f"Alg. 2 (M={M}): E‖x^T − x*‖² ≤ (1 − γμ)^T‖x⁰ − x*‖² + 2γA(F^inf − mean f_i^inf)/μ, T={T}",
-        m, float(theory.distributed_strongly_convex(T, gam, mu, r0, A, gap)), kind="stochastic", se=se,
-        samples=R, notes=nt or f"γ = 1/max_i L_fi L_S^max = {gam:.4g}, gap = {gap:.4g}")
+    bounds = theory.distributed_strongly_convex(h.iterations, gam, mu, r0, A, gap)
+    return regime.logged_check(
+        "alg2", f"Alg. 2 (M={M}): E‖x^t − x*‖² ≤ (1 − γμ)^t‖x⁰ − x*‖² + 2γA(F^inf − mean f_i^inf)/μ, t ≤ T={T}",
+        h.iterations, h.metrics["e"], np.asarray(bounds, dtype=np.float64), r0, "Algorithm 2",
+        f"γ = 1/max_i L_fi L_S^max = {gam:.4g}, gap = {gap:.4g}, neighbourhood {nb:.3g}, r₀ = {r0:.4g}")
 
 
 def thm5(ctx):
-    """Theorem 5 (non-convex): min_t<T E‖∇F(x^t)‖² ≤ 6(F(x⁰) − ℓ)/(γT), certified ℓ = 0."""
+    """Theorem 5 (non-convex): min_t<T' E‖∇F(x^t)‖² ≤ 6(F(x⁰) − ℓ)/(γT'), certified ℓ = 0, every logged T'."""
     from ... import algorithms
     from ...core.evaluation import grad_norm_sq_estimate
 
-    obj, v, R, T = ctx.obj, ctx.v, ctx.R, ctx.T
+    obj, v, R = ctx.obj, ctx.v, ctx.R
     M, split = _split(ctx)
     L_loc = split.local_smoothness()
-    x0 = np.zeros(obj.d)
     D = float(np.max(L_loc * ctx.L_D) * np.max(L_loc * ctx.L_S))
+    x0, g0, c = gradient_start(ctx, lambda x: 6.0 * float(ctx.P.value(x)) * math.sqrt(D))
+    T = _min_T(g0 / c, ctx.cfg.iters, ctx.cfg.quick)
     gam = 1.0 / math.sqrt(D * T)
+    F0 = float(ctx.P.value(x0))
     h = algorithms.distributed_dsgd(obj, split, [ctx.pool] * R, [gam] * R, ctx.seeds + 5_000_000, T, x0=x0, v=v,
-                                    log_every=max(1, T // 10),
+                                    log_every=regime.log_every(T),
                                     metrics_fn=lambda Xc: {"g": grad_norm_sq_estimate(ctx.P, Xc, ctx.mrng)[0]})
-    m, se, tstar = stochastic_min(h.iterations, h.metrics["g"], T)
-    return CheckResult(
-        "thm5", f"Theorem 5 (M={M}): min_t<T E‖∇F(x^t)‖² ≤ 6(F(x⁰) − F^inf)/(γT) + 2γD·gap, T={T}",
-        m, theory.theorem5_distributed(T, gam, D, float(ctx.P.value(x0)), 0.0), kind="stochastic", se=se,
-        samples=R, notes=(f"at t = {tstar}; " if tstar >= 0 else "diverged; ")
-        + "D = (max L_fi L_Di)(max L_fi L_Si^max) ≥ D_max; certified ℓ = 0 ≤ f_i")
+    return regime.min_over_t_check(
+        "thm5", f"Theorem 5 (M={M}): min_t<T' E‖∇F(x^t)‖² ≤ 6(F(x⁰) − F^inf)/(γT') + 2γD·gap, T' ≤ T={T}",
+        h.iterations, h.metrics["g"], lambda Tp: theory.theorem5_distributed(Tp, gam, D, F0, 0.0), g0,
+        "D = (max L_fi L_Di)(max L_fi L_Si^max) ≥ D_max; certified ℓ = 0 ≤ f_i")
