@@ -49,7 +49,7 @@ def load_verify_problem(cfg):
     if lam is None:
         from .regime import auto_lambda
 
-        lam = auto_lambda(ds.X)
+        lam = auto_lambda(ds.X, cfg.objective)
     obj = make_objective(cfg.objective, ds.X, ds.y, lam)
     x_star, info = solve_erm(obj)
     if not info["converged"] and info["grad_norm"] > 1e-10:

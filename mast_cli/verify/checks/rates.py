@@ -114,14 +114,15 @@ def gradient_start(ctx, cost):
     """The start of a "min over t" check: x⁰ = x*_D + r u maximising ‖∇f_pool(x⁰)‖² / cost(x⁰).
 
     ``cost(x)`` is the numerator c of the bound c/√T at x (e.g. L_f√(L_DL_S^max)(6δ₀ + 2Δ));
-    r runs over a few multiples of max(1, ‖x*_D‖)/10 along ±u, u the top curvature direction.
+    r runs over a geometric grid from 1e-6 to 3 times max(1, ‖x*_D‖) along ±u, u the top curvature
+    direction (badly scaled data keep their top curvature only very close to x*_D).
     Returns (x0, g0 = ‖∇f_pool(x0)‖², cost(x0)).
     """
     x_D = ctx.ref.x_D
     u = _top_direction(ctx)
     s = max(1.0, float(np.linalg.norm(x_D)))
     best = None
-    for r in (0.03, 0.1, 0.3, 1.0, 3.0):
+    for r in 10.0 ** np.arange(-6.0, 0.6, 0.5):
         for sign in (1.0, -1.0):
             x = x_D + sign * r * s * u
             g = ctx.P.grad(x)

@@ -1,0 +1,209 @@
+"""Every check of `mast verify` fails on a planted bug (issue 15, part A).
+
+Each mutation is applied by monkeypatching (no file is edited) and the battery is run
+on the checks it concerns (``VerifyConfig.checks``, to keep the suite fast); the
+do-nothing algorithm and identical seeding also go through the CLI and must exit 1.
+"""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mast_cli import algorithms
+from mast_cli.cli import cli
+from mast_cli.verify import CHECKS, MIN_POWER, CheckResult, VerifyConfig, verify_dataset
+
+RATE_CHECKS = {"thm2", "thm2-interp", "thm2-II", "thm3", "alg2", "alg3-vr", "vr-exact"}
+
+
+def _run(checks, dataset="heart_scale", sketches=("rand-k",), **kw):
+    cfg = VerifyConfig(dataset=dataset, sketches=list(sketches), quick=True, checks=list(checks), **kw)
+    out = verify_dataset(cfg)
+    return out, {(r.check, r.sketch): r for r in out["rows"]}
+
+
+def _verdicts(out):
+    return {r.check: r.verdict for r in out["rows"]}
+
+
+# --- the table and the rules ------------------------------------------------------------------
+
+def test_registry_is_one_table_with_unique_ids():
+    ids = [c.id for c in CHECKS]
+    assert len(ids) == len(set(ids))
+    assert RATE_CHECKS <= set(ids) and {"sketch-mean", "const-L_f", "unbiased-II-importance", "unbiased-alg2",
+                                        "unbiased-alg3", "independence", "vr-exact"} <= set(ids)
+    assert all(c.kind in ("exact", "stochastic") for c in CHECKS)
+
+
+def test_power_below_two_is_uninformative_and_fails():
+    weak = CheckResult("thm2", "s", observed=0.1, bound=1.0, kind="stochastic", se=0.01, null=1.5)
+    strong = CheckResult("thm2", "s", observed=0.1, bound=1.0, kind="stochastic", se=0.01, null=3.0)
+    assert weak.power == 1.5 and weak.verdict == "uninformative" and weak.failed and not weak.violated
+    assert strong.verdict == "ok" and not strong.failed
+    assert math.isnan(CheckResult("lemma2", "s", 0.0, 1.0).power)
+
+
+def test_every_rate_check_has_power_at_least_two_and_lemma2_differs_from_thm1():
+    out, rows = _run([c.id for c in CHECKS if c.id in RATE_CHECKS | {"lemma2", "thm1-f-xD", "lemma1-iii"}])
+    assert out["failed"] == 0, [(r.check, r.verdict, r.notes) for r in out["rows"] if r.failed]
+    for name in RATE_CHECKS:
+        r = rows[(name, "rand-k")]
+        assert r.power >= MIN_POWER and r.null > r.bound and r.t > 0, (name, r.power)
+    # lemma2 is no longer Theorem 1's f(x*_D) − f^inf ≤ Δ with identical numbers
+    assert rows[("lemma2", "rand-k")].observed != rows[("thm1-f-xD", "rand-k")].observed
+
+
+# --- the do-nothing algorithm -----------------------------------------------------------------
+
+@pytest.fixture
+def do_nothing(monkeypatch):
+    """Every step size is 0: the iterates never move."""
+    for name in ("dsgd", "distributed_dsgd", "l_svrdsg"):
+        orig = getattr(algorithms, name)
+        pos = 2 if name == "dsgd" else (3 if name == "distributed_dsgd" else 2)
+
+        def frozen(*args, _orig=orig, _pos=pos, **kw):
+            args = list(args)
+            args[_pos] = np.zeros(len(np.atleast_1d(args[_pos])))
+            return _orig(*args, **kw)
+
+        monkeypatch.setattr(algorithms, name, frozen)
+
+
+def test_do_nothing_algorithm_fails_every_rate_check(do_nothing, tmp_path):
+    res = CliRunner().invoke(cli, ["verify", "-d", "heart_scale", "--quick", "--sketch", "rand-k", "-q",
+                                   "--out", str(tmp_path)])
+    assert res.exit_code == 1, res.output
+    rows = list(csv.DictReader(open(tmp_path / "verify.csv")))
+    bad = {r["check"] for r in rows if r["verdict"] == "VIOLATED"}
+    assert RATE_CHECKS <= bad, RATE_CHECKS - bad
+
+
+# --- samplers and closed forms ----------------------------------------------------------------
+
+def test_rand_k_scale_d_over_k_plus_1_is_caught(monkeypatch):
+    from mast_cli.core.sketches import RandK
+
+    orig = RandK.sample
+    monkeypatch.setattr(RandK, "sample", lambda self, rng, size: orig(self, rng, size) * self.k / (self.k + 1))
+    out, rows = _run(["sketch-mean", "sketch-support"], dataset="a1a")
+    assert _verdicts(out) == {"sketch-mean": "VIOLATED", "sketch-support": "VIOLATED"}
+
+
+def test_bernoulli_second_moment_one_over_p_squared_is_caught(monkeypatch):
+    from mast_cli.core.sketches import Bernoulli
+
+    monkeypatch.setattr(Bernoulli, "moment_e", property(lambda self: 1.0 / self.p ** 2 - 1.0))
+    out, _ = _run(["sketch-second-moment", "sketch-mean"], dataset="a1a", sketches=["bernoulli"])
+    assert _verdicts(out)["sketch-second-moment"] == "VIOLATED"
+
+
+def test_perm_k_block_scale_m_instead_of_d_over_q_is_caught(monkeypatch):
+    from mast_cli.core.sketches import PermK
+
+    orig = PermK.sample_blocks
+
+    def scale_M(self, rng, size):
+        B = orig(self, rng, size)
+        return np.where(B != 0, float(self.M), 0.0)
+
+    monkeypatch.setattr(PermK, "sample_blocks", scale_M)
+    out, rows = _run(["permk-blocks"], dataset="heart_scale")
+    v = _verdicts(out)
+    assert v["permk-mean"] == "VIOLATED" and v["permk-structure"] == "VIOLATED"
+    assert "∤" in rows[("permk-mean", "rand-k")].statement
+
+
+def test_L_S_max_d_over_k_instead_of_squared_is_caught(monkeypatch):
+    from mast_cli.core.sketches import RandK
+
+    monkeypatch.setattr(RandK, "L_S_max", property(lambda self: float(self.d / self.k)))
+    out, _ = _run(["sketch-L_S_max", "pool-constants"], dataset="a1a")
+    assert _verdicts(out) == {"sketch-L_S_max": "VIOLATED", "pool-constants": "VIOLATED"}
+
+
+def test_L_f_without_its_quarter_is_caught(monkeypatch):
+    from mast_cli.core.objective import LogisticObjective
+
+    orig = LogisticObjective.smoothness
+    monkeypatch.setattr(LogisticObjective, "smoothness",
+                        lambda self: 4.0 * (orig(self) - self.penalty.smoothness()) + self.penalty.smoothness())
+    out, _ = _run(["const-L_f"], dataset="a1a")
+    assert _verdicts(out) == {"const-L_f": "VIOLATED"}
+
+
+# --- every algorithm's expected step ----------------------------------------------------------
+
+def test_importance_weights_one_over_tau_are_caught(monkeypatch):
+    from mast_cli.algorithms._engine import RowBank
+
+    orig = RowBank._draw
+
+    def weights_1_over_tau(self, tau, rng):
+        rows, w = orig(self, tau, rng)
+        return rows, (np.full(rows.shape, 1.0 / tau) if self.sampling == "importance" else w)
+
+    monkeypatch.setattr(RowBank, "_draw", weights_1_over_tau)
+    for ds in ("a1a", "heart_scale"):
+        out, _ = _run(["unbiased-II", "unbiased-II-importance"], dataset=ds)
+        assert _verdicts(out) == {"unbiased-II": "ok", "unbiased-II-importance": "VIOLATED"}, ds
+
+
+def test_distributed_aggregate_divided_by_n_is_caught(monkeypatch):
+    from mast_cli.algorithms import WorkerSplit
+
+    orig = WorkerSplit.sketched_grad
+    monkeypatch.setattr(WorkerSplit, "sketched_grad", lambda self, X, V, S: orig(self, X, V, S) * self.M / self.n)
+    out, _ = _run(["unbiased-alg2", "unbiased-alg2-permk"], dataset="a1a")
+    assert _verdicts(out) == {"unbiased-alg2": "VIOLATED", "unbiased-alg2-permk": "VIOLATED"}
+
+
+def test_vr_reference_on_a_wrong_batch_is_caught(monkeypatch):
+    from mast_cli.algorithms import vr
+
+    orig = vr._draw_batches
+    monkeypatch.setattr(vr, "_draw_batches", lambda rng, N, b, k: orig(rng, N, b, k)[:, 1:] if b >= N
+                        else orig(rng, N, b, k))
+    out, _ = _run(["unbiased-alg3"], dataset="heart_scale")
+    assert _verdicts(out) == {"unbiased-alg3": "VIOLATED"}
+
+
+def test_vr_reference_never_refreshed_misses_machine_precision(monkeypatch):
+    orig = algorithms.l_svrdsg
+    monkeypatch.setattr(algorithms, "l_svrdsg", lambda *a, ref_prob, **kw: orig(*a, ref_prob=1e-300, **kw))
+    out, rows = _run(["vr-exact"], dataset="heart_scale")
+    assert _verdicts(out) == {"vr-exact": "VIOLATED"}
+
+
+def test_vr_reaches_machine_precision():
+    out, rows = _run(["vr-exact"], dataset="heart_scale")
+    r = rows[("vr-exact", "rand-k")]
+    assert r.verdict == "ok" and r.observed <= 1e-20 and r.t <= 6000
+
+
+# --- independence -----------------------------------------------------------------------------
+
+@pytest.fixture
+def same_seed_everywhere(monkeypatch):
+    """Every trajectory's streams come from seed 0 (all trajectories identical)."""
+    import importlib
+
+    mods = [importlib.import_module(f"mast_cli.algorithms.{m}") for m in ("_engine", "dsgd", "distributed", "vr")]
+    orig = mods[0].streams
+    for mod in mods:
+        monkeypatch.setattr(mod, "streams", lambda seed, n=3: orig(0, n))
+
+
+def test_identical_seeding_is_caught(same_seed_everywhere, tmp_path):
+    out, _ = _run(["independence", "thm2", "se-positive"], dataset="heart_scale")
+    v = {r.check: r.verdict for r in out["rows"]}
+    assert v["independence"] == "VIOLATED" and v["se-positive"] == "VIOLATED"
+
+
+def test_independent_seeds_pass():
+    out, rows = _run(["independence", "thm2", "se-positive"], dataset="heart_scale")
+    assert out["failed"] == 0 and rows[("thm2", "rand-k")].se > 0
