@@ -165,8 +165,8 @@ def test_distributed_aggregate_divided_by_n_is_caught(monkeypatch):
 def test_vr_reference_on_a_wrong_batch_is_caught(monkeypatch):
     from mast_cli.algorithms import vr
 
-    orig = vr._draw_batches
-    monkeypatch.setattr(vr, "_draw_batches", lambda rng, N, b, k: orig(rng, N, b, k)[:, 1:] if b >= N
+    orig = vr.draw_ref_batches
+    monkeypatch.setattr(vr, "draw_ref_batches", lambda rng, N, b, k: orig(rng, N, b, k)[:, 1:] if b >= N
                         else orig(rng, N, b, k))
     out, _ = _run(["unbiased-alg3"], dataset="heart_scale")
     assert _verdicts(out) == {"unbiased-alg3": "VIOLATED"}

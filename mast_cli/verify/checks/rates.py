@@ -73,7 +73,7 @@ def thm2_interp(ctx):
 def thm2_II(ctx):
     """Theorem 2, variant (II) form: τ-minibatch without replacement, γ = 1/A', every logged t."""
     from ... import algorithms
-    from ...objectives import per_sample_inf
+    from ...core.objective import per_sample_inf
 
     obj, v, R, n = ctx.obj, ctx.v, ctx.R, ctx.obj.n
     ref, L_f, L_S = ctx.ref, ctx.L_f, ctx.L_S
@@ -142,7 +142,7 @@ def _min_T(ratio, T_given, quick):
 
 
 def _grad_metric(ctx):
-    from ...reference import grad_norm_sq_estimate
+    from ...core.evaluation import grad_norm_sq_estimate
 
     return lambda Xc: {"g": grad_norm_sq_estimate(ctx.P, Xc, ctx.mrng)[0]}
 
