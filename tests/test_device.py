@@ -345,7 +345,10 @@ def test_gpu_chunked_equals_unchunked_and_reproducible(a1a_obj):
     sks = [Bernoulli(a1a_obj.d, 0.5)] * 6
     a = dsgd_device(a1a_obj, sks, [1.0] * 6, range(6), 20, backend=be)
     b = dsgd_device(a1a_obj, sks, [1.0] * 6, range(6), 20, backend=be)
-    np.testing.assert_array_equal(a.x_final, b.x_final)              # run to run
+    # run to run: the Philox draws are bitwise identical (test_gpu_philox_equals_numpy), but
+    # cuSPARSE's SpMM does not fix its reduction order, so iterates agree to rounding only
+    # (measured on an H200: 2.8e-16 absolute, 1.1e-14 relative after 20 steps)
+    np.testing.assert_allclose(a.x_final, b.x_final, rtol=0, atol=1e-12)
     fixed, per = dsgd_memory(a1a_obj)
     from mast_cli.core.backend import Backend
 
