@@ -36,6 +36,7 @@ from ..io.errors import MastError, check
 from ..shifts import resolve_shift
 from ..solvers.pool import solve_pool
 from .config import parse_step, sketch_names
+from .problem import cached
 from .trajectories import level_representatives, make_metrics, sketch_levels, sketch_param
 
 __all__ = ["SPLIT_SEED", "POOL_SEED", "worker_split", "sketch_pool", "pool_minimizer", "expand_distributed",
@@ -46,19 +47,8 @@ SPLIT_SEED = 20231128
 #: Seed of the sketch pools of Algorithm 3.
 POOL_SEED = 20231129
 
-_CACHE = {}
-
-
 def _problem_key(problem):
     return (problem.dataset.sha256, problem.obj.name, problem.obj.lam)
-
-
-def _cached(key, make):
-    if key not in _CACHE:
-        if len(_CACHE) > 64:
-            _CACHE.clear()
-        _CACHE[key] = make()
-    return _CACHE[key]
 
 
 # --- Algorithm 2 ----------------------------------------------------------------------------
@@ -82,7 +72,7 @@ def worker_split(problem, M, split):
         parts = partition_rows(obj.n, M, split, y=obj.b, rng=np.random.default_rng(SPLIT_SEED))
         return WorkerSplit(obj, parts)
 
-    return _cached(("split", _problem_key(problem), M, split), make)
+    return cached(("split", _problem_key(problem), M, split), make)
 
 
 def _per_worker(values, M, option):
@@ -219,7 +209,7 @@ def sketch_pool(sk, size=None):
 
 
 def _pool(cfg, sk):
-    return _cached(("pool", repr(sk), cfg.sketch_pool), lambda: sketch_pool(sk, cfg.sketch_pool))
+    return cached(("pool", repr(sk), cfg.sketch_pool), lambda: sketch_pool(sk, cfg.sketch_pool))
 
 
 def pool_minimizer(problem, v, sk, cfg):
@@ -230,7 +220,7 @@ def pool_minimizer(problem, v, sk, cfg):
         return solve_pool(problem.obj, S, v, weights=w, tol=1e-13)
 
     key = ("xpool", _problem_key(problem), v.tobytes(), repr(sk), cfg.sketch_pool)
-    return _cached(key, make)
+    return cached(key, make)
 
 
 def _vr_ref(cfg, N):

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..io.data import load_dataset
 from ..io.errors import MastError
 from ..io.outputs import provenance
 from .config import RunConfig
@@ -57,7 +56,7 @@ def _run_meta(cfg, units, context, wall_time):
 
 def _prune_meta(cfg, units, context, wall_time):
     return {"command": "mast reproduce", "config": cfg.to_dict(), **provenance(),
-            "dataset": load_dataset(cfg.dataset).summary()}
+            "dataset": context.dataset.summary()}
 
 
 def _delta_meta(cfg, units, context, wall_time):

@@ -39,8 +39,8 @@ theory steps 1/(L_f L_S^max) of the two coincide, so the two solutions agree.
 
 from __future__ import annotations
 
-import functools
 import time
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,25 +48,24 @@ import numpy as np
 from ..algorithms import dsgd
 from ..core.device import device_masked_accuracy
 from ..core.evaluation import masked_accuracy
-from ..core.objective import OBJECTIVES, make_objective
+from ..core.objective import OBJECTIVES
 from ..core.sketches import SKETCHES, make_sketch
 from ..core.theory import step_dsgd
-from ..io.data import load_dataset, validation_split
 from ..io.errors import MastError, check
 from ..io.outputs import CSV_FLOAT_FORMAT, prepare_out_dir, provenance
 from ..io.store import unit_key
-from .budget import check_prune_budget
 from ..shifts import resolve_shift
-from ..solvers.newton import solve_erm
 from ..solvers.pool import solve_pool
+from .budget import check_prune_budget
 from .config import is_number as number
 from .config import Config, parse_step
 from .device import backend_of, check_run_device
+from .problem import load_problem
 from .trajectories import sketch_param
 from .units import compute_missing, write_metadata, write_table
 
-__all__ = ["PruneConfig", "validate_prune", "train_mast", "check_prune", "plan_prune", "compute_prune_unit",
-           "run_prune", "PRUNE_COLUMNS", "MAST_SOLUTIONS", "pool_gaps"]
+__all__ = ["PruneConfig", "validate_prune", "train_mast", "load_prune_problem", "check_prune", "plan_prune",
+           "compute_prune_unit", "run_prune", "PRUNE_COLUMNS", "MAST_SOLUTIONS", "pool_gaps"]
 
 PRUNE_COLUMNS = ["formulation", "selection", "sketch", "sparsity", "param", "mask", "test_accuracy",
                  "dense_test_accuracy", "best_iteration", "step_size", "fD_gap", "fD_gap_se", "fD_inf",
@@ -172,17 +171,10 @@ def train_mast(obj, sketch, step, iters, seed, v, X_val, y_val, log_every, val_m
     return hist.x_final[:, 0], best["x"], int(hist.iterations[best["call"]])
 
 
-@functools.lru_cache(maxsize=8)
-def _prune_problem(dataset, objective, lam, val_fraction, seed):
-    """(objective on the training part, validation split, test split, x_ERM) — cached."""
-    ds = load_dataset(dataset)
-    if ds.X_test is None:
-        raise MastError(f"dataset '{dataset}' has no test split ({dataset}.t); pruning needs one")
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
-    Xtr, ytr, Xval, yval = validation_split(ds.X, ds.y, val_fraction, rng)
-    obj = make_objective(objective, Xtr, ytr, lam)
-    x_erm, info = solve_erm(obj)
-    return ds, obj, Xval, yval, x_erm
+def load_prune_problem(cfg):
+    """The :class:`~mast_cli.experiments.problem.Problem` of a pruning experiment (cached):
+    f on the training part, the validation split, x_ERM."""
+    return load_problem(cfg.dataset, cfg.objective, cfg.lam, cfg.val_fraction, cfg.seed)
 
 
 def _level_pools(cfg, sk, s):
@@ -230,9 +222,9 @@ def compute_prune_unit(spec):
     cfg = PruneConfig(**spec["config"])
     s = float(spec["sparsity"])
     sols = cfg.solutions()
-    ds, obj, Xval, yval, x_erm = _prune_problem(cfg.dataset, cfg.objective, cfg.lam, cfg.val_fraction,
-                                                cfg.seed)
-    v = resolve_shift(cfg.shift, _ShiftProblem(obj, x_erm))
+    problem = load_prune_problem(cfg)
+    ds, obj, Xval, yval, x_erm = problem.dataset, problem.obj, problem.X_val, problem.y_val, problem.x_star
+    v = resolve_shift(cfg.shift, problem)
     sk = make_sketch(cfg.sketch, obj.d, sparsity=s)
     kind, mult = parse_step(cfg.step)
     gamma = mult * step_dsgd(obj.smoothness(), sk.L_S_max) if kind == "theory" else mult
@@ -282,28 +274,19 @@ def compute_prune_unit(spec):
     return pd.concat(frames, ignore_index=True).to_csv(index=False, float_format=CSV_FLOAT_FORMAT)
 
 
-@dataclass
-class _ShiftProblem:
-    """Adapter so :func:`shifts.resolve_shift` sees the training objective and its x*_ERM
-    (``lam:λ`` and ``half`` re-solve the ERM problem on the training part)."""
-
-    obj: object
-    x_star: np.ndarray
-
-
 def check_prune(cfg):
     """Every check of a pruning experiment that needs the data, before any unit runs.
 
     Validates the fields, loads the problem, resolves the shift, and builds every
     level's sketch and (for ``step = theory``) its step, so that a bad value fails
     here with a one-line error and not after some units were computed.  Used by
-    ``mast prune`` and ``mast reproduce``.  Returns :func:`_prune_problem`'s
-    (dataset, training objective, X_val, y_val, x_ERM).
+    ``mast prune`` and ``mast reproduce``.  Returns the experiment's
+    :class:`~mast_cli.experiments.problem.Problem`.
     """
     validate_prune(cfg)
-    problem = _prune_problem(cfg.dataset, cfg.objective, cfg.lam, cfg.val_fraction, cfg.seed)
-    _, obj, _, _, x_erm = problem
-    resolve_shift(cfg.shift, _ShiftProblem(obj, x_erm))
+    problem = load_prune_problem(cfg)
+    obj = problem.obj
+    resolve_shift(cfg.shift, problem)
     kind, _ = parse_step(cfg.step)
     for s in cfg.sparsity:
         sk = make_sketch(cfg.sketch, obj.d, sparsity=float(s))
@@ -328,23 +311,23 @@ def plan_prune(cfg):
     Returns
     -------
     units : list of (key, spec)
-    context : :func:`check_prune`'s (dataset, training objective, X_val, y_val, x_ERM)
+    context : Problem
+        :func:`check_prune`'s problem (training objective, validation split, x_ERM).
     """
     problem = check_prune(cfg)
-    ds, obj = problem[0], problem[1]
-    check_prune_budget(cfg, obj.n, obj.d, ds.X_test.shape[0])
-    return plan_prune_units(cfg, problem[0].sha256), problem
+    check_prune_budget(cfg, problem.obj.n, problem.obj.d, problem.dataset.X_test.shape[0])
+    return plan_prune_units(cfg, problem.dataset.sha256), problem
 
 
 def run_prune(cfg, out, progress_factory=None, force=False):
     """Run a pruning experiment: ``out/pruning.csv`` + ``out/metadata.json`` (resumable)."""
     t0 = time.time()
-    units, (ds, obj, Xval, _, x_erm) = plan_prune(cfg)
+    units, problem = plan_prune(cfg)
     out = prepare_out_dir(out)
     store = compute_missing(units, out / ".parts", compute_prune_unit, progress_factory, force)
     table = write_table(store, units, out / "pruning.csv")
     write_metadata(out / "metadata.json", {
-        "command": "mast prune", "config": cfg.to_dict(), "dataset": ds.summary(),
-        "n_train": int(obj.n), "n_val": int(Xval.shape[0]), "f_inf": float(obj.value(x_erm)),
+        "command": "mast prune", "config": cfg.to_dict(), "dataset": problem.dataset.summary(),
+        "n_train": int(problem.obj.n), "n_val": int(problem.X_val.shape[0]), "f_inf": problem.f_inf,
         "wall_time_s": round(time.time() - t0, 3), **provenance()})
     return table
