@@ -144,14 +144,14 @@ def test_uncertified_solve_stops_with_the_gradient_norm(monkeypatch):
     monkeypatch.setattr(certify, "robust_newton",
                         lambda vg, h, hp, x0, tol, max_iter=600, factor=None: (x0, {"grad_norm": 66.45}))
     monkeypatch.setattr(certify, "CERT_TOL", 1e-30)
-    from mast_cli.experiments.problem import load_problem
+    from mast_cli.experiments.problem import clear_cache
 
-    load_problem.cache_clear()
+    clear_cache()
     for args in (["constants", "-d", "heart_scale"],
                  ["run", "-d", "heart_scale", "--iters", "5", "--seeds", "1", "-q", "-o", "unused-out"]):
         code, out = _mast(*args)
         _one_line_error(code, out, "did not converge", "‖∇‖ =")
-    load_problem.cache_clear()
+    clear_cache()
 
 
 def test_pool_solve_is_certified():

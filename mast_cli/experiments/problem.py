@@ -12,7 +12,7 @@ from ..io.data import load_dataset, validation_split
 from ..io.errors import MastError
 from ..solvers.newton import solve_erm
 
-__all__ = ["Problem", "load_problem", "cached", "CACHE_SIZE"]
+__all__ = ["Problem", "load_problem", "cached", "clear_cache", "CACHE_SIZE"]
 
 #: Most entries of the per-process cache (problems, worker splits, sketch pools, x*_pool).
 CACHE_SIZE = 16
@@ -42,6 +42,11 @@ def cached(key, make):
     if len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
     return value
+
+
+def clear_cache():
+    """Forget every cached value (problems, splits, pools) of this process."""
+    _CACHE.clear()
 
 
 @dataclass
@@ -102,3 +107,6 @@ def load_problem(dataset, objective="logreg", lam=1e-3, val_fraction=None, seed=
 
     split = None if val_fraction is None else (val_fraction, seed)
     return cached(("problem", dataset, objective, lam, split), make)
+
+
+load_problem.cache_clear = clear_cache      # the former functools.lru_cache's name, kept for callers
