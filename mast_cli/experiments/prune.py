@@ -39,8 +39,8 @@ theory steps 1/(L_f L_S^max) of the two coincide, so the two solutions agree.
 
 from __future__ import annotations
 
-import time
 import functools
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
