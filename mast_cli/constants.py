@@ -18,18 +18,20 @@ __all__ = ["tight_smoothness", "empirical_sketch_constants", "compute_constants"
 
 
 def tight_smoothness(obj, sketch):
-    """λ_max(E[S H S]) ≥ L_{f_D}, with H = AᵀA/(4n) + L_r I (mast-theory §3.2, [RECON]).
+    """λ_max(E[S H S]) ≥ L_{f_D}, with H = sup φ''·AᵀA/n + L_r I (AᵀA/(4n) + L_r I for
+    logistic, the exact Hessian for ridge; mast-theory §3.2, §2.6, [RECON]).
 
     Dense for d ≤ 2000 (H ⊙ E[s sᵀ]); otherwise ARPACK on the matrix-free product
     E[SHS]u = c u ⊙ H(u ⊙ x) + e ⊙ diag(H) ⊙ x.
     """
     if obj.d <= 2000:
         return float(np.linalg.eigvalsh(sketch.sandwich(obj.hessian_bound()))[-1])
-    A, n, lr = obj.A, obj.n, obj.penalty.smoothness()
-    diagH = np.asarray(A.multiply(A).sum(axis=0)).ravel() / (4 * n) + lr
+    A, lr = obj.A, obj.penalty.smoothness()
+    k = obj.datafit.curvature_bound / obj.n
+    diagH = np.asarray(A.multiply(A).sum(axis=0)).ravel() * k + lr
 
     def Hmv(u):
-        return A.T @ (A @ u) / (4 * n) + lr * u
+        return A.T @ (A @ u) * k + lr * u
 
     op = spla.LinearOperator((obj.d, obj.d), dtype=np.float64,
                              matvec=lambda x: sketch.sandwich_matvec(Hmv, diagH, x))

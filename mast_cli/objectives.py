@@ -6,7 +6,7 @@ for one release).  Nothing inside :mod:`mast_cli` imports this module.
 from .core.kernels import (BLOCK_ELEMS, col_accuracy, col_mean, col_sum, logistic_loss, neg_sigmoid,  # noqa: F401
                            spectral_norm_sq, thread_pool)
 from .core.objective import (OBJECTIVES, LogisticL2, LogisticNonconvex, LogisticObjective,  # noqa: F401
-                             make_objective, per_sample_inf)
+                             RidgeL2, make_objective, per_sample_inf)
 from .solvers.newton import armijo_step, minimize_newton, shifted_cholesky, solve_erm  # noqa: F401
 
 # former private names, kept for the benchmarks and tests of one release

@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..core import fused
-from ..core.kernels import col_mean, logistic_loss, neg_sigmoid, spectral_norm_sq
+from ..core.kernels import col_mean, spectral_norm_sq
 from ..core.sketches import MAX_ENUMERATION, PermK, RandK, Sketch
 from ..io.errors import MastError, check
 from ._engine import SketchBank, as_columns, run_steps, streams
@@ -147,11 +147,11 @@ class WorkerSplit:
         M, d = self.M, self.d
         K = X.shape[1]
         Y = self._models(X, V, S)
-        if fused.ENABLED:                                       # one fused pass over B
+        if fused.ENABLED and self.obj.datafit.fused_ok:         # one fused pass over B
             Gd = -fused.logistic_grad(self._B, Y.reshape(M * d, K)).reshape(M, d, K)
         else:
             Z = self._B @ Y.reshape(M * d, K)                   # each row against its worker
-            Gd = (self._BT @ neg_sigmoid(Z)).reshape(M, d, K)  # Σ_{j∈P_i} ∇φ_j(y_i)
+            Gd = (self._BT @ self.obj.datafit.dloss(Z)).reshape(M, d, K)  # Σ_{j∈P_i} ∇φ_j(y_i)
         H = S * ((Gd / self.n) * M + self.obj.penalty.grad(Y))     # h_i = S_i ∇f_i(y_i)
         return np.add.reduce(H, axis=0) / M
 
@@ -163,10 +163,10 @@ class WorkerSplit:
         M, d = self.M, self.d
         K = X.shape[1]
         Y = self._models(X, V, S)
-        if fused.ENABLED:
+        if fused.ENABLED and self.obj.datafit.fused_ok:
             data = fused.logistic_value(self._B, Y.reshape(M * d, K)) / self.n
         else:
-            data = col_mean(logistic_loss(self._B @ Y.reshape(M * d, K)))
+            data = col_mean(self.obj.datafit.loss(self._B @ Y.reshape(M * d, K)))
         pen = self.obj.penalty.value(np.ascontiguousarray(Y.transpose(1, 0, 2)).reshape(d, M * K))
         return data + np.add.reduce(pen.reshape(M, K), axis=0) / M
 
@@ -188,7 +188,8 @@ class WorkerSplit:
         if self._L_local is None:
             L_r = self.obj.penalty.smoothness()
             self._L_local = np.array([
-                self.M * spectral_norm_sq(self.obj.A[p]) / (4.0 * self.n) + L_r for p in self.partition
+                self.M * self.obj.datafit.curvature_bound * spectral_norm_sq(self.obj.A[p]) / self.n + L_r
+                for p in self.partition
             ])
         return self._L_local
 

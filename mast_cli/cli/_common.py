@@ -174,7 +174,7 @@ def lam_option(f):
 
 def objective_option(f):
     return click.option("--objective", default="logreg", show_default=True,
-                        help="logreg (ℓ2-logistic) or logreg-nonconvex.")(f)
+                        help="logreg (ℓ2-logistic), logreg-nonconvex, or ridge ((1/2n)‖Ax − b‖² + λ/2‖x‖², exact oracles).")(f)
 
 
 def sketch_options(f):

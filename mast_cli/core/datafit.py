@@ -1,4 +1,9 @@
-"""The logistic data term φ(x) = (1/n) Σ_i log(1 + exp(−b_i a_iᵀx)) (mast-theory §1.1, §3.2).
+"""Data terms in the margins z_i = b_i a_iᵀx: (1/n) Σ_i φ(z_i) (mast-theory §1.1, §3.2, §2.6).
+
+:class:`Logistic`: φ(z) = log(1 + exp(−z)); :class:`Squared`: φ(z) = ½(1 − z)², i.e.
+(1/2n)‖Ax − b‖² for labels b_i ∈ {−1, +1} (the ridge objective's data term, §2.6).  A
+subclass changes φ through :meth:`Logistic.loss`, :meth:`Logistic.dloss`,
+:meth:`Logistic.d2loss` and :attr:`Logistic.curvature_bound` (sup φ'').
 
 Value, gradient (blocked CSR kernels), Hessian products and dense Hessians, per-row
 pieces and the smoothness constants of the data term alone; an objective
@@ -17,7 +22,7 @@ from . import fused
 from .kernels import (BLOCK_ELEMS, col_mean, csc_matvec, csc_matvecs, csr_matvec, csr_matvecs, logistic_loss,
                       neg_sigmoid, spectral_norm_sq, thread_pool)
 
-__all__ = ["Logistic"]
+__all__ = ["Logistic", "Squared"]
 
 
 class Logistic:
@@ -30,6 +35,26 @@ class Logistic:
     b : ndarray of shape (n,)
         Labels in {−1, +1}.
     """
+
+    #: sup_z φ''(z): 1/4 for the logistic loss (the source of L_f = λ_max(AᵀA)/(4n) + L_r)
+    curvature_bound = 0.25
+    #: the fused logistic kernels (core/fused.py) compute this data term
+    fused_ok = True
+
+    @staticmethod
+    def loss(z):
+        """φ(z) = log(1 + exp(−z)), elementwise (ndarray of the shape of z)."""
+        return logistic_loss(z)
+
+    @staticmethod
+    def dloss(z):
+        """φ'(z) = −σ(−z), elementwise (ndarray of the shape of z)."""
+        return neg_sigmoid(z)
+
+    @staticmethod
+    def d2loss(z):
+        """φ''(z) = σ(z)σ(−z), elementwise (ndarray of the shape of z)."""
+        return expit(z) * expit(-z)
 
     def __init__(self, A, b):
         self.A = sp.csr_matrix(A, dtype=np.float64)
@@ -61,18 +86,18 @@ class Logistic:
 
     def value(self, X):
         """φ(x) (float) or φ at each column of X (shape (R,))."""
-        if fused.ENABLED:                      # one fused pass (core/fused.py)
+        if fused.ENABLED and self.fused_ok:    # one fused pass (core/fused.py)
             return fused.logistic_value(self.Ab, X) / self.n
-        return col_mean(logistic_loss(self.margins(X)))
+        return col_mean(self.loss(self.margins(X)))
 
     def value_grad(self, X):
         """(φ, ∇φ) at x or at each column of X, sharing the product A·X."""
-        if fused.ENABLED:                      # one fused pass (core/fused.py)
+        if fused.ENABLED and self.fused_ok:                    # one fused pass (core/fused.py)
             val, G = fused.logistic_value_grad(self.Ab, X)
             G /= -self.n
             return val / self.n, G
         z = self.margins(X)
-        return col_mean(logistic_loss(z)), self.back(neg_sigmoid(z))
+        return col_mean(self.loss(z)), self.back(self.dloss(z))
 
     def _row_blocks(self, R, dtype):
         """(m, indptr, indices, data) of consecutive row blocks of Ab, ≈ BLOCK_ELEMS/R rows each."""
@@ -172,21 +197,18 @@ class Logistic:
 
     def hessp(self, x, U):
         """∇²φ(x)·u for one point x and one direction u (d,) or several (d, k)."""
-        z = self.margins(x)
-        w = expit(z) * expit(-z)
+        w = self.d2loss(self.margins(x))
         AU = self.A @ U
         return self.AT @ (AU * (w if AU.ndim == 1 else w[:, None])) / self.n
 
     def hessp_batch(self, X, U):
         """Column-wise ∇²φ(x_r)·u_r for X, U of shape (d, R)."""
-        z = self.margins(X)
-        w = expit(z) * expit(-z)
+        w = self.d2loss(self.margins(X))
         return self.AT @ (w * (self.A @ U)) / self.n
 
     def curvature(self, x):
-        """Per-row Hessian weights σ(z)σ(−z)/n at one point x."""
-        z = self.margins(x)
-        return expit(z) * expit(-z) / self.n
+        """Per-row Hessian weights φ''(z_i)/n at one point x (σ(z)σ(−z)/n for logistic)."""
+        return self.d2loss(self.margins(x)) / self.n
 
     def hessian(self, x, weights=None):
         """Dense ∇²φ(x) (d × d): Aᵀ diag(w) A as one CSR·CSR product (cached CSR copy of Aᵀ).
@@ -215,21 +237,21 @@ class Logistic:
 
     def per_sample_grads(self, x):
         """∇φ_i(x) for every row i, dense (n, d): −b_i σ(−z_i) a_i."""
-        c = neg_sigmoid(self.margins(x)) * self.b
+        c = self.dloss(self.margins(x)) * self.b
         return (sp.diags(c) @ self.A).toarray()
 
     def per_sample_values(self, x):
         """φ_i(x) = log(1 + exp(−b_i a_iᵀx)) for every row i (shape (n,))."""
-        return logistic_loss(self.margins(x))
+        return self.loss(self.margins(x))
 
     def grad_rows(self, X, rows, cols, weights):
         """Column r: Σ_{k: cols_k = r} weights_k ∇φ_{rows_k}(x_r), for X of shape (d, R)."""
         R = X.shape[1]
-        if fused.ENABLED:
+        if fused.ENABLED and self.fused_ok:
             return fused.logistic_grad_rows(self.Ab, rows, cols, weights, X)
         Asub = self.Ab[rows]
         z = np.asarray(Asub.multiply(X[:, cols].T).sum(axis=1)).ravel()
-        c = neg_sigmoid(z) * weights
+        c = self.dloss(z) * weights
         P = sp.csr_matrix((c, (np.arange(rows.size), cols)), shape=(rows.size, R))
         G = Asub.T @ P
         return G.toarray() if sp.issparse(G) else np.asarray(G)
@@ -246,15 +268,52 @@ class Logistic:
         return np.asarray(self.A.multiply(self.A).sum(axis=1)).ravel()
 
     def smoothness_per_sample(self):
-        """‖a_i‖²/4, the smoothness of each row's term (mast-theory §3.2)."""
-        return self.row_norms_sq() / 4.0
+        """sup φ''·‖a_i‖² (‖a_i‖²/4 for logistic), the smoothness of each row's term (§3.2)."""
+        return self.curvature_bound * self.row_norms_sq()
 
     def smoothness(self):
-        """λ_max(AᵀA)/(4n), an upper bound on sup_x λ_max(∇²φ(x))."""
-        return self.data_norm_sq / (4.0 * self.n)
+        """sup φ''·λ_max(AᵀA)/n ≥ sup_x λ_max(∇²φ(x)) (λ_max(AᵀA)/(4n) for logistic; exact for Squared)."""
+        return self.curvature_bound * self.data_norm_sq / self.n
 
     def hessian_bound(self):
-        """AᵀA/(4n) ⪰ ∇²φ(x) for all x (dense d × d)."""
+        """sup φ''·AᵀA/n ⪰ ∇²φ(x) for all x (dense d × d; AᵀA/(4n) for logistic, = ∇²φ for Squared)."""
         G = (self.AT @ self.A)
         G = G.toarray() if sp.issparse(G) else np.asarray(G)
-        return G / (4.0 * self.n)
+        return G * (self.curvature_bound / self.n)
+
+
+class Squared(Logistic):
+    """The squared data term (1/2n)‖Ax − b‖² = (1/n) Σ_i ½(1 − b_i a_iᵀx)² (b_i ∈ {−1, +1}; §2.6).
+
+    Its Hessian AᵀA/n is constant, so :meth:`hessian_bound` and :meth:`smoothness` are exact.
+
+    Parameters
+    ----------
+    A : sparse matrix of shape (n, d)
+        The rows a_i.
+    b : ndarray of shape (n,)
+        Labels in {−1, +1} (the regression targets).
+    """
+
+    curvature_bound = 1.0
+    fused_ok = False
+
+    @staticmethod
+    def loss(z):
+        """φ(z) = ½(1 − z)², elementwise."""
+        r = 1.0 - z
+        return 0.5 * r * r
+
+    @staticmethod
+    def dloss(z):
+        """φ'(z) = z − 1, elementwise."""
+        return z - 1.0
+
+    @staticmethod
+    def d2loss(z):
+        """φ''(z) = 1, elementwise."""
+        return np.ones_like(z)
+
+    def grad(self, X, dtype=None, threads=1):
+        """Aᵀ(Ax − b)/n = Abᵀ(z − 1)/n in float64 (``dtype``, ``threads`` accepted, unused)."""
+        return self.back(self.margins(X) - 1.0)

@@ -1,4 +1,4 @@
-"""Objectives: ℓ2-regularized logistic regression and its non-convex variant.
+"""Objectives: ℓ2-regularized logistic regression, its non-convex variant, and ridge.
 
 Mean convention (mast-theory §1.1, §3.2)::
 
@@ -6,7 +6,10 @@ Mean convention (mast-theory §1.1, §3.2)::
 
 with r(x) = (λ/2)‖x‖² (:class:`LogisticL2`, the paper's experiments) or
 r(x) = λ Σ_j x_j²/(1 + x_j²) (:class:`LogisticNonconvex`, a standard non-convex
-test problem used to check the non-convex theorems on a truly non-convex f).
+test problem used to check the non-convex theorems on a truly non-convex f), and
+:class:`RidgeL2`, f(x) = (1/2n)‖Ax − b‖² + (λ/2)‖x‖² (the squared data term
+:class:`~mast_cli.core.datafit.Squared`), the quadratic of mast-theory §2.6 on which x*,
+x*_D, f_D and every algorithm's mean are exact.
 
 Every method accepts one point ``x`` of shape (d,) or a batch ``X`` of shape (d, R)
 whose columns are points; batches cost one sparse·dense product per direction.
@@ -14,14 +17,16 @@ whose columns are points; batches cost one sparse·dense product per direction.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
 from scipy.special import expit
 
 from ..io.errors import MastError
-from .datafit import Logistic
+from .datafit import Logistic, Squared
 from .kernels import logistic_loss
 from .penalties import L2, SmoothNonconvex
 
-__all__ = ["LogisticObjective", "LogisticL2", "LogisticNonconvex", "make_objective", "OBJECTIVES",
+__all__ = ["LogisticObjective", "LogisticL2", "LogisticNonconvex", "RidgeL2", "make_objective", "OBJECTIVES",
            "per_sample_inf"]
 
 
@@ -49,6 +54,8 @@ class LogisticObjective:
 
     #: the penalty r (a class of :mod:`mast_cli.core.penalties`), set by subclasses
     penalty_class = None
+    #: the data term (a class of :mod:`mast_cli.core.datafit`)
+    datafit_class = Logistic
 
     name = "logreg"
     #: True when f is μ-strongly convex with μ = self.mu > 0 (or convex with μ = 0).
@@ -57,7 +64,7 @@ class LogisticObjective:
     def __init__(self, A, b, lam=1e-3):
         if not np.isfinite(lam) or lam < 0:
             raise MastError(f"lambda {lam} must be a finite number >= 0")
-        self.datafit = Logistic(A, b)
+        self.datafit = self.datafit_class(A, b)
         self.lam = float(lam)
         self.penalty = self.penalty_class(self.lam)
         self.A, self.b, self.Ab, self.AbT = self.datafit.A, self.datafit.b, self.datafit.Ab, self.datafit.AbT
@@ -214,11 +221,66 @@ class LogisticNonconvex(LogisticObjective):
     penalty_class = SmoothNonconvex
 
 
-OBJECTIVES = {"logreg": LogisticL2, "logreg-nonconvex": LogisticNonconvex}
+class RidgeL2(LogisticObjective):
+    """Ridge regression on the ±1 labels: f(x) = (1/2n)‖Ax − b‖² + (λ/2)‖x‖² (mast-theory §2.6).
+
+    f(x) = ½xᵀHx − cᵀx + ½ with H = AᵀA/n + λI and c = Aᵀb/n: the Hessian is constant,
+    L_f = λ_max(H) and μ_f = λ_min(H) are exact eigenvalues, and x* = H⁻¹c.
+
+    Parameters
+    ----------
+    A : sparse matrix of shape (n, d)
+        The rows a_i.
+    b : ndarray of shape (n,)
+        Labels in {−1, +1} (the regression targets).
+    lam : float, default=1e-3
+        Regularization λ ≥ 0.
+
+    Raises
+    ------
+    MastError
+        If ``lam`` is negative or not finite.
+    """
+
+    name = "ridge"
+    convex = True
+    penalty_class = L2
+    datafit_class = Squared
+
+    def __init__(self, A, b, lam=1e-3):
+        super().__init__(A, b, lam)
+        self._mu = None
+
+    @property
+    def mu(self):
+        """μ_f = λ_min(H) = λ_min(AᵀA)/n + λ (dense eigensolver for d ≤ 3000, else the bound λ)."""
+        if self._mu is None:
+            if self.d <= 3000:
+                G = self.A.T @ self.A
+                G = G.toarray() if sp.issparse(G) else np.asarray(G)
+                self._mu = max(float(np.linalg.eigvalsh(G / self.n)[0]), 0.0) + self.lam
+            else:
+                self._mu = self.lam
+        return self._mu
+
+    def quadratic(self):
+        """(H, c): f(x) = ½xᵀHx − cᵀx + ½ with H = AᵀA/n + λI (ndarray (d, d)), c = Aᵀb/n (ndarray (d,))."""
+        return self.hessian_bound(), np.asarray(self.AbT @ np.ones(self.n)).ravel() / self.n
+
+    def exact_minimizer(self):
+        """x* = H⁻¹c (Cholesky; least squares when H is singular, λ = 0), ndarray (d,)."""
+        H, c = self.quadratic()
+        try:
+            return scipy.linalg.cho_solve(scipy.linalg.cho_factor(H), c)
+        except np.linalg.LinAlgError:
+            return np.linalg.lstsq(H, c, rcond=None)[0]
+
+
+OBJECTIVES = {"logreg": LogisticL2, "logreg-nonconvex": LogisticNonconvex, "ridge": RidgeL2}
 
 
 def make_objective(name, A, b, lam=1e-3):
-    """Build an objective by name (``logreg`` or ``logreg-nonconvex``)."""
+    """Build an objective by name (``logreg``, ``logreg-nonconvex`` or ``ridge``)."""
     if name not in OBJECTIVES:
         raise MastError(f"unknown objective '{name}'; choose one of {', '.join(OBJECTIVES)}")
     return OBJECTIVES[name](A, b, lam)
@@ -226,18 +288,26 @@ def make_objective(name, A, b, lam=1e-3):
 
 
 def per_sample_inf(obj, tol=1e-14, max_iter=100):
-    """f_i^inf = min_x f_i(x) for ℓ2-logistic rows, and their mean \\bar f^inf.
+    """f_i^inf = min_x f_i(x) for ℓ2-logistic (or ridge) rows, and their mean \\bar f^inf.
 
     For f_i(x) = log(1 + exp(−b_i a_iᵀx)) + (λ/2)‖x‖² the minimizer is x = t b_i a_i
     with t solving the 1-D problem min_t log(1 + exp(−t r)) + (λ/2) t² r, r = ‖a_i‖²
     (mast-theory §3.2).  Solved for all rows at once by safeguarded Newton on
     g(t) = −σ(−t r) + λ t, which is increasing with g(0) = −1/2 and g(1/λ) > 0.
 
+    For ridge rows f_i(x) = ½(1 − b_i a_iᵀx)² + (λ/2)‖x‖² the same reduction gives
+    t = 1/(r + λ) and f_i^inf = λ/(2(r + λ)) in closed form (½ for an empty row).
+
     Returns
     -------
     f_inf_i : ndarray (n,)
     bar_f_inf : float
     """
+    if isinstance(obj, RidgeL2):
+        r = obj.row_norms_sq()
+        den = r + obj.lam
+        vals = np.where(den > 0, 0.5 * obj.lam / np.where(den > 0, den, 1.0), 0.5)
+        return vals, float(vals.mean())
     if not isinstance(obj, LogisticL2):
         raise MastError("per-sample infima are implemented for the ℓ2 objective only")
     lam = obj.lam

@@ -29,7 +29,6 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import expit
 
 from ..io.errors import MastError
 from .sketches import Bernoulli, RandK, Sketch
@@ -287,7 +286,7 @@ class PoolObjective:
         obj, N, n, d = self.obj, self.N, self.obj.n, self.obj.d
         Y = self.v[:, None] + self.St * (x - self.v)[:, None]
         z = obj.margins(Y)                                            # (n, N)
-        c = expit(z) * expit(-z) * (self.w[None, :] / n)
+        c = obj.datafit.d2loss(z) * (self.w[None, :] / n)
         A = obj.A.tocoo()
         rows = (A.row[None, :] + n * np.arange(N)[:, None]).ravel()
         cols = np.broadcast_to(A.col, (N, A.nnz)).ravel()

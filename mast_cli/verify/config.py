@@ -54,7 +54,7 @@ class VerifyConfig:
               f"unknown objective '{self.objective}'; choose one of {', '.join(OBJECTIVES)}")
         check(self.lam is None or (math.isfinite(self.lam) and self.lam >= 0),
               f"--lam {self.lam} must be a finite number >= 0 or auto")
-        check(self.objective != "logreg" or self.lam is None or self.lam > 0,
+        check(self.objective not in ("logreg", "ridge") or self.lam is None or self.lam > 0,
               "the strongly convex checks need λ > 0 (use --lam > 0)")
         check(len(self.sketches) > 0, "no sketch given")
         for name in self.sketches:

@@ -29,9 +29,9 @@ def nonconvex(ctx):
 
 
 def _logistic_l2(ctx):
-    from ..core.objective import LogisticL2
+    from ..core.objective import LogisticL2, RidgeL2
 
-    return ctx.convex and isinstance(ctx.obj, LogisticL2)
+    return ctx.convex and isinstance(ctx.obj, (LogisticL2, RidgeL2))
 
 
 def _workers(pred):

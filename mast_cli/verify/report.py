@@ -33,7 +33,7 @@ def format_table(result):
     lines.append("reference quantities (D_pool: exact enumeration of D, or N balanced draws of D with "
                  "E_pool[S] = I; ± = Monte Carlo standard error as an estimate for D, i.i.d. formula, "
                  "conservative for the balanced pool)")
-    if cfg["objective"] != "logreg":
+    if cfg["objective"] == "logreg-nonconvex":
         lines.append("  (non-convex f: f^inf and f_D^inf below are the values at the stationary points Newton "
                      "finds from x*; the bounds use the certified ℓ = 0 ≤ f instead)")
     for s in result["sweep"]:
