@@ -8,13 +8,14 @@ QUICK  ?=
 JOBS   ?= 2
 PYTEST  = $(BIN)/python -m pytest
 
-.PHONY: install run test fuzz verify bench reproduce gpu-check clean help
+.PHONY: install run test fuzz verify mutants bench reproduce gpu-check clean help
 
 help:
 	@echo "make run        install, run a short experiment on bundled data, draw its figure"
 	@echo "make test       install, run the test suite (CI runs exactly this)"
 	@echo "make fuzz       property-based fuzzing of the CLI (FUZZ_EXAMPLES per test, default 700)"
 	@echo "make verify     full numerical check of every lemma/theorem on all bundled datasets"
+	@echo "make mutants    mast verify --quick against every mutant of the catalogue (mutants/)"
 	@echo "make bench      performance benchmarks (QUICK=1 for a short version)"
 	@echo "make reproduce  every paper figure (DATASET=a9a by default; DATASET=a5a downloads)"
 	@echo "make gpu-check  GPU-vs-CPU agreement tests + device timing table (needs an NVIDIA GPU)"
@@ -59,6 +60,13 @@ verify: install
 	  $(MAST) verify --dataset $$ds --out results/verify/$$ds --quiet; \
 	done
 	$(PYTEST) -q -m slow tests/test_verify.py tests/test_dask_cluster.py
+	$(MAKE) mutants
+
+# The mutation catalogue (mutants/catalogue.py): `mast verify --quick` on heart_scale and a1a
+# (ridge, then logreg) against each realistic bug, applied in memory in a subprocess; prints
+# a table and `mutants killed: K/N`, exits non-zero when K < N.  MUTANTS_ARGS="--only NAME".
+mutants: install
+	$(BIN)/python -m mutants $(MUTANTS_ARGS)
 
 # Performance benchmarks (benchmarks/README.md): eight side-by-side figures, printed as a table and
 # written to benchmarks/results.json.  QUICK=1: a few minutes (no full `mast reproduce`, small generated cases only).

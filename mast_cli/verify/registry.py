@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .checks import constants, distributed, estimators, independence, lemmas, rates, sketches, theorem1, unbiased, vr
+from .checks import (constants, distributed, estimators, exact, independence, lemmas, rates, sketches, theorem1,
+                     unbiased, vr)
 
 __all__ = ["Check", "CHECKS", "NEEDS_L_S_MAX", "check_ids"]
 
@@ -117,6 +118,11 @@ CHECKS = (
     Check("alg3-vr", vr.alg3_vr, "stochastic", _vr, True, "algorithm 3"),
     Check("vr-exact", vr.vr_exact, "exact", _vr, True, "algorithm 3 to 1e-20"),
     Check("se-positive", independence.se_positive, "exact"),
+    # ridge only: two-sided checks against the exact oracles of mast-theory §2.6
+    Check("exact-mean", exact.exact_mean, "stochastic", exact.is_quadratic, True, "exact mean (ridge)"),
+    Check("exact-second-moment", exact.exact_second_moment, "stochastic", exact.is_quadratic, True,
+          "exact second moment (ridge)"),
+    Check("thm2-exact", exact.thm2_exact, "exact", exact.is_quadratic, True),
 )
 
 #: Checks whose statement assumes L_S^max < ∞ (Lemma 4 and every rate built on it).

@@ -140,4 +140,7 @@ def write_outputs(result, out_dir):
                     "t": "" if r.t < 0 else r.t})
     atomic_write_text(out / "verify.csv", buf.getvalue())
     atomic_write_text(out / "verify.json", json.dumps(result_json(result), indent=2, default=float) + "\n")
+    from .checks.exact import draw_tightness
+
+    draw_tightness(result, out / "thm2-exact.png")      # ridge only: the exact tightness of Theorem 2
     return out / "verify.csv", out / "verify.json"

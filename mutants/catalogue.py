@@ -1,0 +1,202 @@
+"""The named mutants: realistic implementation bugs, each a small in-memory source rewrite.
+
+A mutant is a list of :class:`Edit` s.  Each edit takes the source of one function or method
+(``inspect.getsource``), replaces one exact snippet (which must occur exactly once), compiles
+the result in the defining module's namespace and rebinds it everywhere the original object
+is referenced (the defining module or class, and every module that imported the name).  The
+files on disk are never touched, so a mutant lives only in the process that applied it.
+
+Blind spots (bugs that cannot change any verified statement) are not mutants: they are listed
+with the reason in README.md ("Blind spots of mast verify").
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import textwrap
+from dataclasses import dataclass, field
+
+__all__ = ["Edit", "Mutant", "MUTANTS", "QUICK", "apply", "validate", "by_name"]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace ``old`` by ``new`` in the source of ``module``.``qualname`` (a function or a method)."""
+
+    module: str
+    qualname: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A named bug: what it models (``area``, ``doc``) and its edits."""
+
+    name: str
+    area: str
+    doc: str
+    edits: tuple = field(default_factory=tuple)
+
+
+def _resolve(module, qualname):
+    mod = importlib.import_module(module)
+    owner, obj = mod, mod
+    for part in qualname.split("."):
+        owner, obj = obj, getattr(obj, part)
+    return mod, owner, obj
+
+
+def _apply_edit(e):
+    mod, owner, orig = _resolve(e.module, e.qualname)
+    func = orig.fget if isinstance(orig, property) else orig
+    func = getattr(func, "__func__", func)
+    src = textwrap.dedent(inspect.getsource(func))
+    n = src.count(e.old)
+    if n != 1:
+        raise RuntimeError(f"mutant edit of {e.module}.{e.qualname}: snippet found {n} times: {e.old!r}")
+    src = src.replace(e.old, e.new)
+    # drop decorators (property, staticmethod): the wrapper is rebuilt below
+    lines = src.splitlines()
+    while lines and lines[0].lstrip().startswith("@"):
+        lines.pop(0)
+    ns = {}
+    code = compile("\n".join(lines) + "\n", f"<mutant {e.module}.{e.qualname}>", "exec")
+    exec(code, mod.__dict__, ns)                          # noqa: S102 - the mutant's own source
+    new = ns[func.__name__]
+    if func.__closure__ is None and new.__code__.co_freevars:
+        raise RuntimeError(f"{e.qualname}: closures are not supported")
+    raw = inspect.getattr_static(owner, func.__name__) if inspect.isclass(owner) else orig
+    if isinstance(raw, property):
+        repl = property(new, raw.fset, raw.fdel, raw.__doc__)
+    elif isinstance(raw, staticmethod):
+        repl = staticmethod(new)
+    elif isinstance(raw, classmethod):
+        repl = classmethod(new)
+    else:
+        repl = new
+    setattr(owner, func.__name__, repl)
+    if not inspect.isclass(owner):                        # rebind `from x import f` copies too
+        for m in list(sys.modules.values()):
+            d = getattr(m, "__dict__", None)
+            if not d:
+                continue
+            for k, v in list(d.items()):
+                if v is orig:
+                    d[k] = new
+
+
+def validate(mutant):
+    """Check, without applying anything, that every edit of ``mutant`` finds its snippet once.
+
+    Raises
+    ------
+    RuntimeError
+        Naming the edit whose snippet is missing or ambiguous (the product's code moved).
+    """
+    for e in mutant.edits:
+        _, _, orig = _resolve(e.module, e.qualname)
+        func = orig.fget if isinstance(orig, property) else orig
+        func = getattr(func, "__func__", func)
+        n = inspect.getsource(func).count(e.old)
+        if n != 1:
+            raise RuntimeError(f"mutant {mutant.name}: {e.module}.{e.qualname} has its snippet {n} times: {e.old!r}")
+
+
+def apply(mutant):
+    """Apply every edit of ``mutant`` (a :class:`Mutant` or its name) in this process."""
+    m = by_name(mutant) if isinstance(mutant, str) else mutant
+    for e in m.edits:
+        _apply_edit(e)
+    return m
+
+
+E = Edit
+SK, OBJ, PEN = "mast_cli.core.sketches", "mast_cli.core.objective", "mast_cli.core.penalties"
+ENG, DSGD, DIST, VR = ("mast_cli.algorithms._engine", "mast_cli.algorithms.dsgd", "mast_cli.algorithms.distributed",
+                       "mast_cli.algorithms.vr")
+TH, POOL = "mast_cli.core.theory", "mast_cli.core.pool"
+
+MUTANTS = (
+    # --- sketches: samplers, moments, constants ---------------------------------------------
+    Mutant("randk-scale-k-plus-1", "sketch sampler", "Rand-K keeps K coordinates scaled by d/(K+1) (E[S] ≠ I)",
+           (E(SK, "RandK.sample", "self.d / self.k, axis=1)", "self.d / (self.k + 1), axis=1)"),)),
+    Mutant("randk-with-replacement", "sketch sampler",
+           "Rand-K draws its K indices with replacement (fewer than K kept, E[S] ≠ I)",
+           (E(SK, "RandK.sample", "idx = np.argpartition(keys, self.k - 1, axis=1)[:, : self.k]",
+              "idx = rng.integers(self.d, size=(size, self.k))"),)),
+    Mutant("bernoulli-unscaled", "sketch sampler", "Bernoulli keeps c_j without the 1/p_j rescaling",
+           (E(SK, "Bernoulli.sample", "return keep / self.p", "return keep * 1.0"),)),
+    Mutant("permk-scale-M", "sketch sampler", "Perm-K scales every block by M instead of d/q_i (wrong when M ∤ d)",
+           (E(SK, "PermK.sample_blocks", "scale = (self.d / self.q)[None, :, None]",
+              "scale = np.full(self.M, float(self.M))[None, :, None]"),)),
+    Mutant("bernoulli-moment-1/p2", "sketch moments", "Bernoulli E[s_j²] written 1/p² (moment_e = 1/p² − 1)",
+           (E(SK, "Bernoulli.moment_e", "1.0 / self.p - 1.0", "1.0 / self.p ** 2 - 1.0"),)),
+    Mutant("randk-moment-c", "sketch moments", "Rand-K off-diagonal E[s_j s_k] = (K−1)/(d−1), the d/K factor lost",
+           (E(SK, "RandK.moment_c", "d * (k - 1) / (k * (d - 1))", "(k - 1) / (d - 1)"),)),
+    Mutant("randk-LSmax-d/K", "sketch constants", "Rand-K L_S^max = d/K instead of (d/K)²",
+           (E(SK, "RandK.L_S_max", "float((self.d / self.k) ** 2)", "float(self.d / self.k)"),)),
+    Mutant("pool-LSmax-abs", "sketch constants", "D_pool's L_S^max = max |s| instead of max s² (under-estimated)",
+           (E(POOL, "EmpiricalSketch.L_S_max", "np.max(self.S * self.S)", "np.max(np.abs(self.S))"),)),
+    # --- the objective: gradient, λ, L_f ------------------------------------------------------
+    Mutant("grad-no-lambda", "objective gradient", "∇r = 0: the ℓ2 penalty is in f but not in its gradient",
+           (E(PEN, "L2.grad", "return self.lam * X", "return 0.0 * X"),)),
+    Mutant("grad-lambda-twice", "objective λ", "∇r = 2λx (penalty gradient doubled)",
+           (E(PEN, "L2.grad", "return self.lam * X", "return 2.0 * self.lam * X"),)),
+    Mutant("grad-sum-not-mean", "objective gradient", "the data gradient is a sum over rows, not a mean (ridge)",
+           (E(OBJ, "RidgeL2._data_grad", "return self.back(self.margins(X) - 1.0)",
+              "return self.back(self.margins(X) - 1.0) * self.n"),)),
+    Mutant("Lf-missing-quarter", "objective L_f", "logistic L_f = λ_max(AᵀA)/n + λ (the 1/4 of sup σ' lost)",
+           (E(OBJ, "LogisticObjective.smoothness", "self.curvature_bound * self.data_norm_sq / self.n",
+              "self.data_norm_sq / self.n"),)),
+    Mutant("Lf-half", "objective L_f", "L_f under-estimated by 2 (λ_max(AᵀA)/(2·4n))",
+           (E(OBJ, "LogisticObjective.smoothness", "self.curvature_bound * self.data_norm_sq / self.n",
+              "0.5 * self.curvature_bound * self.data_norm_sq / self.n"),)),
+    # --- Algorithm 1 (I) ----------------------------------------------------------------------
+    Mutant("alg1-no-outer-S", "Algorithm 1 (I)", "x⁺ = x − γ∇f(y): the outer Sᵀ of the sketched gradient lost",
+           (E(DSGD, "dsgd", "X -= (gam * rec.alive) * (S * G)", "X -= (gam * rec.alive) * G"),)),
+    Mutant("alg1-model-not-sketched", "Algorithm 1 (I)", "the forward pass uses x instead of v + S(x − v)",
+           (E(DSGD, "dsgd", "Y = v + S * (X - v)", "Y = X + 0.0 * S"),)),
+    Mutant("alg1-shift-ignored", "Algorithm 1 (I)", "the sparse model is S x (the shift v dropped)",
+           (E(DSGD, "dsgd", "Y = v + S * (X - v)", "Y = S * X"),)),
+    # --- Algorithm 1 (II) ---------------------------------------------------------------------
+    Mutant("alg1II-uniform-weights-1/n", "Algorithm 1 (II) uniform", "minibatch weights 1/n instead of 1/τ",
+           (E(ENG, "RowBank._draw", "np.full(rows.shape, 1.0 / tau)", "np.full(rows.shape, 1.0 / self.n)"),)),
+    Mutant("alg1II-importance-weights-1/tau", "Algorithm 1 (II) importance",
+           "importance weights 1/τ instead of 1/(n q_i τ)",
+           (E(ENG, "RowBank._draw", "1.0 / (self.n * self.q[rows] * tau)", "np.full(rows.shape, 1.0 / tau)"),)),
+    # --- Algorithm 2 --------------------------------------------------------------------------
+    Mutant("alg2-divide-by-n", "Algorithm 2", "the server averages the M worker steps dividing by n, not M",
+           (E(DIST, "WorkerSplit.sketched_grad", "return np.add.reduce(H, axis=0) / M",
+              "return np.add.reduce(H, axis=0) / self.n"),)),
+    Mutant("alg2-no-worker-S", "Algorithm 2", "worker i returns ∇f_i(y_i) without its Sᵀ",
+           (E(DIST, "WorkerSplit.sketched_grad", "H = S * ((Gd / self.n) * M + self.obj.penalty.grad(Y))",
+              "H = (Gd / self.n) * M + self.obj.penalty.grad(Y)"),)),
+    # --- Algorithm 3 --------------------------------------------------------------------------
+    Mutant("alg3-reference-never-refreshed", "Algorithm 3", "the VR reference point w is never refreshed",
+           (E(VR, "l_svrdsg", "W[:, fire] = X[:, fire]", "W[:, fire] = W[:, fire]"),)),
+    Mutant("alg3-ref-weights-1/N", "Algorithm 3", "the minibatch reference G averages with 1/N instead of 1/b",
+           (E(VR, "_VRBank._weights", "np.full(J.shape, 1.0 / b)", "np.full(J.shape, 1.0 / self.N)"),)),
+    # --- theory steps ----------------------------------------------------------------------------
+    Mutant("step-thm2-L_D", "theory step", "Theorem 2 step 1/(L_f L_D) instead of 1/(L_f L_S^max) (too large)",
+           (E(TH, "step_dsgd", "_finite_LSmax(L_S_max, \"Algorithm 1 (I)\")",
+              "math.sqrt(_finite_LSmax(L_S_max, \"Algorithm 1 (I)\"))"),)),
+    Mutant("step-vr-no-6", "theory step", "Theorem 18 step 1/(L_f L_S^max) instead of 1/(6 L_f L_S^max)",
+           (E(TH, "step_vr", "6.0 * L_f", "L_f"),)),
+    # --- seeding -----------------------------------------------------------------------------------
+    Mutant("seeds-identical", "seeding", "every trajectory's streams ignore its seed (all trajectories identical)",
+           (E(ENG, "streams", "SeedSequence(int(seed))", "SeedSequence(0)"),)),
+)
+
+#: A subset that ``make test`` runs (about a minute): one per kind of check that must fire.
+QUICK = ("randk-scale-k-plus-1", "alg1-no-outer-S", "alg2-divide-by-n")
+
+
+def by_name(name):
+    """The :class:`Mutant` called ``name`` (KeyError with the known names otherwise)."""
+    for m in MUTANTS:
+        if m.name == name:
+            return m
+    raise KeyError(f"unknown mutant '{name}'; known: {', '.join(m.name for m in MUTANTS)}")
