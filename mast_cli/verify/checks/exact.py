@@ -121,9 +121,9 @@ def _mean_row(ctx, label, run, quad, x0, gam, what):
 
 
 def _log_points(T, log_every):
-    from ...algorithms._engine import log_iterations
-
-    return log_iterations(T, log_every)
+    """The engines' logged iterations: 0, every ``log_every``, and T."""
+    pts = list(range(0, T + 1, max(1, int(log_every))))
+    return pts if pts[-1] == T else pts + [T]
 
 
 def exact_mean(ctx):
