@@ -156,7 +156,7 @@ MUTANTS = (
               "0.5 * self.curvature_bound * self.data_norm_sq / self.n"),)),
     # --- Algorithm 1 (I) ----------------------------------------------------------------------
     Mutant("alg1-no-outer-S", "Algorithm 1 (I)", "x⁺ = x − γ∇f(y): the outer Sᵀ of the sketched gradient lost",
-           (E(DSGD, "dsgd", "X -= (gam * rec.alive) * (S * G)", "X -= (gam * rec.alive) * G"),)),
+           (E(DSGD, "dsgd", "X -= (gam * alive) * (S * G)", "X -= (gam * alive) * G"),)),
     Mutant("alg1-model-not-sketched", "Algorithm 1 (I)", "the forward pass uses x instead of v + S(x − v)",
            (E(DSGD, "dsgd", "Y = v + S * (X - v)", "Y = X + 0.0 * S"),)),
     Mutant("alg1-shift-ignored", "Algorithm 1 (I)", "the sparse model is S x (the shift v dropped)",
