@@ -114,7 +114,7 @@ def apply(mutant):
 
 
 E = Edit
-SK, OBJ, PEN = "mast_cli.core.sketches", "mast_cli.core.objective", "mast_cli.core.penalties"
+SK, DF, PEN = "mast_cli.core.sketches", "mast_cli.core.datafit", "mast_cli.core.penalties"
 ENG, DSGD, DIST, VR = ("mast_cli.algorithms._engine", "mast_cli.algorithms.dsgd", "mast_cli.algorithms.distributed",
                        "mast_cli.algorithms.vr")
 TH, POOL = "mast_cli.core.theory", "mast_cli.core.pool"
@@ -146,13 +146,13 @@ MUTANTS = (
     Mutant("grad-lambda-twice", "objective λ", "∇r = 2λx (penalty gradient doubled)",
            (E(PEN, "L2.grad", "return self.lam * X", "return 2.0 * self.lam * X"),)),
     Mutant("grad-sum-not-mean", "objective gradient", "the data gradient is a sum over rows, not a mean (ridge)",
-           (E(OBJ, "RidgeL2._data_grad", "return self.back(self.margins(X) - 1.0)",
+           (E(DF, "Squared.grad", "return self.back(self.margins(X) - 1.0)",
               "return self.back(self.margins(X) - 1.0) * self.n"),)),
     Mutant("Lf-missing-quarter", "objective L_f", "logistic L_f = λ_max(AᵀA)/n + λ (the 1/4 of sup σ' lost)",
-           (E(OBJ, "LogisticObjective.smoothness", "self.curvature_bound * self.data_norm_sq / self.n",
+           (E(DF, "Logistic.smoothness", "self.curvature_bound * self.data_norm_sq / self.n",
               "self.data_norm_sq / self.n"),)),
     Mutant("Lf-half", "objective L_f", "L_f under-estimated by 2 (λ_max(AᵀA)/(2·4n))",
-           (E(OBJ, "LogisticObjective.smoothness", "self.curvature_bound * self.data_norm_sq / self.n",
+           (E(DF, "Logistic.smoothness", "self.curvature_bound * self.data_norm_sq / self.n",
               "0.5 * self.curvature_bound * self.data_norm_sq / self.n"),)),
     # --- Algorithm 1 (I) ----------------------------------------------------------------------
     Mutant("alg1-no-outer-S", "Algorithm 1 (I)", "x⁺ = x − γ∇f(y): the outer Sᵀ of the sketched gradient lost",
