@@ -148,7 +148,10 @@ def _local_grad(obj, oi, wi, y):
     """∇f_i(y) with f_i = w_i·(mean logistic on P_i) + r, by the plain formula
     −(w_i/n_i) A_iᵀ(b_i σ(−b_i A_i y)) + ∇r(y)."""
     z = oi.b * (oi.A @ y)
-    data = -(oi.A.T @ (oi.b * expit(-z))) / oi.A.shape[0]
+    if obj.name == "ridge":                  # φ(z) = ½(1 − z)²: A_iᵀ(A_i y − b_i)/n_i
+        data = (oi.A.T @ (oi.A @ y - oi.b)) / oi.A.shape[0]
+    else:
+        data = -(oi.A.T @ (oi.b * expit(-z))) / oi.A.shape[0]
     return wi * data + obj.penalty.grad(y[:, None])[:, 0]
 
 

@@ -56,6 +56,15 @@ def is_quadratic(ctx):
             and math.isfinite(float(ctx.sketch.L_S_max)))
 
 
+#: Horizon of the exact-* checks when --iters is not given (the regime choice of the rate
+#: checks does not apply: these checks are two-sided at every logged t, any T is informative).
+DEFAULT_T = {True: 200, False: 600}
+
+
+def _T(ctx):
+    return int(ctx.cfg.iters) if ctx.cfg.iters else DEFAULT_T[bool(ctx.cfg.quick)]
+
+
 def _R(ctx):
     return max(EXACT_SEEDS, ctx.cfg.seeds)
 
@@ -91,11 +100,11 @@ def _mean_row(ctx, label, run, quad, x0, gam, what):
     """Run ``run(metrics_fn, log_every)`` and compare its projections with E[x^t]."""
     from ...core.oracle import mean_trajectory
 
-    T, R = ctx.cfg.iters, _R(ctx)
-    its = np.array(_log_points(T, max(1, ctx.cfg.iters // 20)))
+    T, R = _T(ctx), _R(ctx)
+    its = np.array(_log_points(T, max(1, _T(ctx) // 20)))
     m = mean_trajectory(quad, x0, gam, its)                       # (L, d)
     U = _directions(ctx, quad.d, m[-1] - x0)
-    h = run(lambda X: {f"p{k}": U[:, k] @ X for k in range(U.shape[1])}, max(1, ctx.cfg.iters // 20))
+    h = run(lambda X: {f"p{k}": U[:, k] @ X for k in range(U.shape[1])}, max(1, _T(ctx) // 20))
     if np.any(h.diverged_at >= 0):
         stat, tstar, null = math.inf, -1, math.nan
         notes = f"{int(np.sum(h.diverged_at >= 0))} of {R} trajectories diverged"
@@ -134,7 +143,7 @@ def exact_mean(ctx):
     from ...core.pool import EmpiricalSketch
     from ...core.sketches import PermK
 
-    obj, v, T = ctx.obj, ctx.v, ctx.cfg.iters
+    obj, v, T = ctx.obj, ctx.v, _T(ctx)
     R, sk, d, n = _R(ctx), ctx.sketch, ctx.obj.d, ctx.obj.n
     seeds = np.arange(R) + 1000 * ctx.cfg.seed + 7_000_000
     x0 = np.zeros(d)
@@ -205,7 +214,7 @@ def _second_moment(ctx):
     from ... import algorithms
     from ...core.oracle import TENSOR_MAX_D, quadratic_of, second_moment_trajectory
 
-    obj, v, T = ctx.obj, ctx.v, ctx.cfg.iters
+    obj, v, T = ctx.obj, ctx.v, _T(ctx)
     R = max(2 * EXACT_SEEDS, ctx.cfg.seeds)
     S, w, law, label = _second_moment_law(ctx)
     quad = quadratic_of(obj, law, v)
@@ -218,11 +227,11 @@ def _second_moment(ctx):
     else:
         x0 = np.zeros(obj.d)
         gam = theory.step_dsgd(ctx.L_f, float(np.max(S * S)))
-        its = _log_points(T, max(1, ctx.cfg.iters // 20))
+        its = _log_points(T, max(1, _T(ctx) // 20))
         ex = second_moment_trajectory(quad, S, w, x0, gam, its)
         x_D = quad.x_D
         seeds = np.arange(R) + 1000 * ctx.cfg.seed + 8_000_000
-        h = algorithms.dsgd(obj, [law] * R, [gam] * R, seeds, T, x0=x0, v=v, log_every=max(1, ctx.cfg.iters // 20),
+        h = algorithms.dsgd(obj, [law] * R, [gam] * R, seeds, T, x0=x0, v=v, log_every=max(1, _T(ctx) // 20),
                             metrics_fn=lambda X: {"e": np.sum((X - x_D[:, None]) ** 2, axis=0)})
         E2 = S * S
         mu_D, L_S = float(np.min(w @ E2)), float(np.max(E2))
