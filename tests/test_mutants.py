@@ -40,7 +40,7 @@ def test_a_mutant_changes_the_code_in_its_process_only():
 
 def test_quick_subset_is_killed():
     p = subprocess.run([sys.executable, "-m", "mutants", "--quick", "--datasets", "heart_scale", "--objectives",
-                        "ridge", "--verify-args", "--sketch rand-k --iters 60"], cwd=ROOT, capture_output=True,
+                        "ridge", "--verify-args", "--sketch rand-k"], cwd=ROOT, capture_output=True,
                        text=True)
     assert p.returncode == 0, p.stdout + p.stderr
     assert f"mutants killed: {len(QUICK)}/{len(QUICK)}" in p.stdout
