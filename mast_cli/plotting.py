@@ -199,8 +199,7 @@ def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, su
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 if ncols == 1 else 3.0 * ncols + 0.6,
                                                     4.2 if nrows == 1 else 2.9 * nrows + 0.9),
                              sharex=True, sharey=True, squeeze=False)
-    keys = sorted(stats.groupby(curve_cols, sort=True).groups)
-    keys = [k if isinstance(k, tuple) else (k,) for k in keys]
+    keys = sorted(stats[curve_cols].drop_duplicates().itertuples(index=False, name=None))
     cmap = plt.get_cmap("viridis", max(len(keys), 2))
     colours = {k: cmap(i / max(len(keys) - 1, 1)) for i, k in enumerate(keys)}
     floor = 1e-16 * max(1.0, abs(opt))

@@ -91,7 +91,8 @@ def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters,
         click.echo(json.dumps(result_json(result), indent=2, default=float))
     else:
         click.echo(format_table(result))
-    click.echo(f"wrote {csv_path} and {json_path}", err=True)
+    if not (as_json and quiet):      # with --json the printed result is the summary
+        click.echo(f"wrote {csv_path} and {json_path}", err=True)
     return 1 if result["failed"] else 0
 
 
