@@ -1,5 +1,6 @@
 """Issue 18: the command line for a first-hour user (start-up, help, option handling)."""
 
+import json
 import subprocess
 import sys
 
@@ -140,3 +141,35 @@ def test_progress_without_terminal_prints_lines(tmp_path):
     assert res.exit_code == 0
     lines = [ln for ln in res.output.splitlines() if ln.startswith("mast run: ")]
     assert lines[0].startswith("mast run: 0/") and "(100%)" in lines[-1]
+
+
+# --- mast datasets: sizes cached per file ----------------------------------------------
+
+def test_datasets_sizes_are_cached_by_size_and_mtime(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    import mast_cli.io.data as data
+
+    monkeypatch.setenv("MAST_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(data.bundled_dir() / "heart_scale.bz2", folder / "hs.bz2")
+    monkeypatch.setenv("MAST_DATA_DIR", str(folder))
+    first = CliRunner().invoke(cli, ["datasets", "--json"])
+    assert first.exit_code == 0, first.output
+    rows = {r["name"]: r for r in json.loads(first.output)}
+    assert rows["hs"]["n"] == 270 and rows["hs"]["d"] == 13
+    assert (tmp_path / "cache" / "datasets.json").is_file()
+    calls = []
+    real = data.load_dataset
+    monkeypatch.setattr(data, "load_dataset", lambda name: calls.append(name) or real(name))
+    again = CliRunner().invoke(cli, ["datasets", "--json"])
+    assert again.output == first.output and calls == []          # nothing parsed again
+    # a changed file (other size and mtime) is parsed again
+    shutil.copy(data.bundled_dir() / "breast-cancer.bz2", folder / "hs.bz2")
+    os.utime(folder / "hs.bz2", ns=(1, 1))
+    data._load_cached.cache_clear()
+    third = CliRunner().invoke(cli, ["datasets", "--json"])
+    rows = {r["name"]: r for r in json.loads(third.output)}
+    assert calls == ["hs"] and rows["hs"]["n"] == 683

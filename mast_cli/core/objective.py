@@ -17,6 +17,7 @@ import numpy as np
 from scipy.special import expit
 
 from ..io.errors import MastError
+from ..io.plugins import OBJECTIVE_GROUP, Registry
 from .datafit import Logistic
 from .kernels import logistic_loss
 from .penalties import L2, SmoothNonconvex
@@ -214,7 +215,9 @@ class LogisticNonconvex(LogisticObjective):
     penalty_class = SmoothNonconvex
 
 
-OBJECTIVES = {"logreg": LogisticL2, "logreg-nonconvex": LogisticNonconvex}
+#: name -> objective class ``cls(A, b, lam)``: the built-ins, then plug-ins of the entry-point
+#: group ``mast.objectives`` (see :mod:`mast_cli.io.plugins` and README "Extending mast")
+OBJECTIVES = Registry(OBJECTIVE_GROUP, {"logreg": LogisticL2, "logreg-nonconvex": LogisticNonconvex})
 
 
 def make_objective(name, A, b, lam=1e-3):
