@@ -173,3 +173,14 @@ def test_datasets_sizes_are_cached_by_size_and_mtime(tmp_path, monkeypatch):
     third = CliRunner().invoke(cli, ["datasets", "--json"])
     rows = {r["name"]: r for r in json.loads(third.output)}
     assert calls == ["hs"] and rows["hs"]["n"] == 683
+
+
+def test_suite_file_message_names_existing_commands():
+    from pathlib import Path
+
+    exp = Path(__file__).resolve().parents[1] / "experiments"
+    res = CliRunner().invoke(cli, ["run", "--config", str(exp / "delta_sparsity.toml")])
+    assert res.exit_code == 2 and "mast delta" not in res.output
+    assert "mast reproduce --only delta_sparsity" in res.output
+    res = CliRunner().invoke(cli, ["run", "--config", str(exp / "fig1_pruning_bernoulli.toml")])
+    assert res.exit_code == 2 and f"mast prune --config {exp / 'fig1_pruning_bernoulli.toml'}" in res.output
