@@ -205,8 +205,9 @@ def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, su
     floor = 1e-16 * max(1.0, abs(opt))
     for ax, level in zip(axes.flat, panels):
         sub = stats if facet is None else stats[stats[facet] == level]
-        for key, g in sub.groupby(curve_cols, sort=True):
-            key = key if isinstance(key, tuple) else (key,)
+        groups = {(k if isinstance(k, tuple) else (k,)): g for k, g in sub.groupby(curve_cols, sort=True)}
+        for key in [k for k in keys if k in groups]:        # legend order: by value (steps by γ)
+            g = groups[key]
             y, lo, hi = g["median"].to_numpy(), g["q10"].to_numpy(), g["q90"].to_numpy()
             if logy:   # capped at 1e100: a diverging run's last logged values can reach 1e300,
                 # where matplotlib's log-axis ticks overflow (the run is marked diverged anyway)
