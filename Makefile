@@ -50,7 +50,7 @@ test: install-test
 # Property-based fuzzing (tests/test_fuzz.py, hypothesis): generated LIBSVM files, option values
 # and TOML files through the CLI; FUZZ_EXAMPLES per test (3 tests), then the outcome counts.
 FUZZ_EXAMPLES ?= 700
-fuzz: install
+fuzz: install-test
 	MAST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MAST_FUZZ_REPORT=.fuzz-counts.json $(PYTEST) -q -p no:cacheprovider tests/test_fuzz.py
 	@$(BIN)/python -c "import json; c = json.load(open('.fuzz-counts.json')); \
 	  print('fuzz cases:', sum(v for k, v in c.items() if not k.endswith('compared')), '|', \
