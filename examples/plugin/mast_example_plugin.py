@@ -29,7 +29,7 @@ class UniformSketch(Sketch):
     d : int
         Dimension.
     sigma : float
-        Standard deviation σ of every s_j, 0 < σ ≤ 1/√3 (so that s_j ≥ 0).
+        Standard deviation σ of every s_j, 0 ≤ σ ≤ 1/√3 (so that s_j ≥ 0).
     """
 
     name = "uniform"
@@ -37,8 +37,8 @@ class UniformSketch(Sketch):
     def __init__(self, d, sigma):
         super().__init__(d)
         sigma = float(sigma)
-        if not 0 < sigma <= 1 / np.sqrt(3):
-            raise MastError(f"sketch 'uniform': σ = {sigma:g} must be in (0, 1/√3 ≈ 0.577]")
+        if not 0 <= sigma <= 1 / np.sqrt(3):
+            raise MastError(f"sketch 'uniform': σ = {sigma:g} must be in [0, 1/√3 ≈ 0.577]")
         self.sigma = sigma
         self.a = np.sqrt(3.0) * sigma
 
