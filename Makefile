@@ -8,7 +8,7 @@ QUICK  ?=
 JOBS   ?= 2
 PYTEST  = $(BIN)/python -m pytest
 
-.PHONY: install run test fuzz verify mutants bench reproduce gpu-check clean help
+.PHONY: install install-test run test fuzz verify mutants bench reproduce gpu-check clean help
 
 help:
 	@echo "make run        install, run a short experiment on bundled data, draw its figure"
@@ -20,13 +20,20 @@ help:
 	@echo "make reproduce  every paper figure (DATASET=a9a by default; DATASET=a5a downloads)"
 	@echo "make gpu-check  GPU-vs-CPU agreement tests + device timing table (needs an NVIDIA GPU)"
 
+# `make run` needs the runtime dependencies only; `make test` adds the test extras (pytest, dask).
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
 
 # The main job on bundled data: Algorithm 1 with Bernoulli sketches at three sparsity
 # levels on a1a (test split a1a.t), then its convergence figures in plots/.
@@ -37,14 +44,14 @@ run: install
 	$(MAST) plot results/run --metric test_accuracy --out plots
 
 # pytest exits 5 when it collected no tests: that is a failure here.
-test: install
+test: install-test
 	$(PYTEST) -q -m "not slow"; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 # Property-based fuzzing (tests/test_fuzz.py, hypothesis): generated LIBSVM files, option values
 # and TOML files through the CLI; FUZZ_EXAMPLES per test (3 tests), then the outcome counts.
 FUZZ_EXAMPLES ?= 700
-fuzz: install
+fuzz: install-test
 	MAST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MAST_FUZZ_REPORT=.fuzz-counts.json $(PYTEST) -q -p no:cacheprovider tests/test_fuzz.py
 	@$(BIN)/python -c "import json; c = json.load(open('.fuzz-counts.json')); \
 	  print('fuzz cases:', sum(v for k, v in c.items() if not k.endswith('compared')), '|', \
@@ -54,7 +61,7 @@ fuzz: install
 # dataset, then the slow verify tests.  Fails if any check is violated.  (`make test` runs the
 # quick battery on a1a and heart_scale through tests/test_verify.py.)
 VERIFY_DATASETS ?= a1a a9a mushrooms breast-cancer w1a heart_scale
-verify: install
+verify: install-test
 	@set -e; for ds in $(VERIFY_DATASETS); do \
 	  echo "== mast verify --dataset $$ds"; \
 	  $(MAST) verify --dataset $$ds --out results/verify/$$ds --quiet; \
@@ -70,7 +77,7 @@ mutants: install
 
 # Performance benchmarks (benchmarks/README.md): eight side-by-side figures, printed as a table and
 # written to benchmarks/results.json.  QUICK=1: a few minutes (no full `mast reproduce`, small generated cases only).
-bench: install
+bench: install-test
 	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
 
 # Every paper figure (experiments/*.toml) on DATASET (bundled a9a by default; a5a downloads).

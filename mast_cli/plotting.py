@@ -199,15 +199,15 @@ def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, su
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 if ncols == 1 else 3.0 * ncols + 0.6,
                                                     4.2 if nrows == 1 else 2.9 * nrows + 0.9),
                              sharex=True, sharey=True, squeeze=False)
-    keys = sorted(stats.groupby(curve_cols, sort=True).groups)
-    keys = [k if isinstance(k, tuple) else (k,) for k in keys]
+    keys = sorted(stats[curve_cols].drop_duplicates().itertuples(index=False, name=None))
     cmap = plt.get_cmap("viridis", max(len(keys), 2))
     colours = {k: cmap(i / max(len(keys) - 1, 1)) for i, k in enumerate(keys)}
     floor = 1e-16 * max(1.0, abs(opt))
     for ax, level in zip(axes.flat, panels):
         sub = stats if facet is None else stats[stats[facet] == level]
-        for key, g in sub.groupby(curve_cols, sort=True):
-            key = key if isinstance(key, tuple) else (key,)
+        groups = {(k if isinstance(k, tuple) else (k,)): g for k, g in sub.groupby(curve_cols, sort=True)}
+        for key in [k for k in keys if k in groups]:        # legend order: by value (steps by γ)
+            g = groups[key]
             y, lo, hi = g["median"].to_numpy(), g["q10"].to_numpy(), g["q90"].to_numpy()
             if logy:   # capped at 1e100: a diverging run's last logged values can reach 1e300,
                 # where matplotlib's log-axis ticks overflow (the run is marked diverged anyway)

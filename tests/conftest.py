@@ -17,9 +17,10 @@ def shared_file(name):
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    """Tests never download: unknown libsvmdata names fail fast."""
+def _offline(monkeypatch, tmp_path_factory):
+    """Tests never download: unknown libsvmdata names fail fast; caches stay in the test tree."""
     monkeypatch.setenv("MAST_OFFLINE", "1")
+    monkeypatch.setenv("MAST_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "mast-cache"))
 
 
 @pytest.fixture(scope="session")

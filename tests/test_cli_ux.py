@@ -1,5 +1,6 @@
 """Issue 18: the command line for a first-hour user (start-up, help, option handling)."""
 
+import json
 import subprocess
 import sys
 
@@ -44,3 +45,142 @@ def test_command_help_lists_every_command():
     res = CliRunner().invoke(cli, ["--help"])
     for name in ("constants", "datasets", "run", "plot", "prune", "reproduce", "verify"):
         assert f"  {name}" in res.output
+
+
+# --- option combinations that would silently ignore one option ---------------------------
+
+import pytest  # noqa: E402
+
+CONFLICTS = [
+    (["--p", "0.9", "--sparsity", "0.5"], ("--p 0.9", "--sparsity 0.5")),
+    (["--k", "10", "--sketch", "rand-k", "--sparsity", "0.5"], ("--k 10", "--sparsity 0.5")),
+    (["--sparsity", "0.5", "--seeds", "2", "--seed", "5"], ("--seeds 2", "--seed 5")),
+    (["--sparsity", "0.5", "--batch-size", "8"], ("--batch-size 8", "--algorithm dsgd")),
+    (["--sparsity", "0.5", "--workers", "4"], ("--workers 4", "--algorithm dsgd")),
+    (["--sparsity", "0.5", "--sampling", "importance"], ("--sampling importance", "--algorithm dsgd")),
+    (["--sparsity", "0.5", "--sketch-pool", "5"], ("--sketch-pool 5", "--algorithm dsgd")),
+    (["--sketch", "perm-k", "--workers", "3", "--sparsity", "0.5"], ("--workers 3", "--sparsity 0.5")),
+]
+
+
+@pytest.mark.parametrize("args,names", CONFLICTS)
+def test_conflicting_options_are_refused(tmp_path, args, names):
+    res = CliRunner().invoke(cli, ["run", "-d", "heart_scale", "-T", "5", "-o", str(tmp_path / "o"), *args])
+    assert res.exit_code == 2, res.output
+    assert res.output.count("\n") == 1 and res.output.startswith("Error: ")
+    for name in names:
+        assert name in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_default_sketch_is_shown_and_explained():
+    res = CliRunner().invoke(cli, ["run", "--help"])
+    assert "[default: bernoulli]" in " ".join(res.output.split())
+    assert "--k INTS" in res.output and "--seed INTS" in res.output
+    res = CliRunner().invoke(cli, ["run", "-d", "heart_scale"])
+    assert res.exit_code == 2
+    assert "--sketch bernoulli (the default) needs a level" in res.output and "--sparsity" in res.output
+
+
+def test_seed_must_be_integer():
+    res = CliRunner().invoke(cli, ["run", "-d", "heart_scale", "--sparsity", "0.5", "--seed", "1.5"])
+    assert res.exit_code == 2 and "'1.5' is not an integer" in res.output
+
+
+def test_plot_metric_refused_on_pruning_results(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "pruning.csv").write_text("formulation\n")
+    res = CliRunner().invoke(cli, ["plot", str(tmp_path / "p"), "--metric", "test_accuracy",
+                                   "-o", str(tmp_path / "plots")])
+    assert res.exit_code == 2 and "--metric test_accuracy" in res.output and "pruning results" in res.output
+    assert not (tmp_path / "plots").exists()
+
+
+# --- no silent overwrite ---------------------------------------------------------------
+
+RUN = ["run", "-d", "heart_scale", "--sparsity", "0.5", "-T", "20", "--seeds", "2", "--eval-sketches", "2"]
+
+
+def test_default_out_is_a_new_folder_per_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r1 = CliRunner().invoke(cli, RUN)
+    assert r1.exit_code == 0, r1.output
+    made = sorted(p.name for p in (tmp_path / "results").iterdir())
+    assert len(made) == 1 and made[0].startswith("run-heart_scale-")
+    assert f"results/{made[0]}" in r1.output and "reused 0 of 1 units" in r1.output
+    # the same config again: the same folder, its unit reused
+    r2 = CliRunner().invoke(cli, RUN + ["-q"])
+    assert r2.exit_code == 0 and "reused 1 of 1 units" in r2.output
+    assert r2.output.count("\n") == 1                       # --quiet keeps the summary only
+    # another config: another folder
+    r3 = CliRunner().invoke(cli, RUN[:-6] + ["-T", "30", "--seeds", "2", "--eval-sketches", "2", "-q"])
+    assert r3.exit_code == 0, r3.output
+    assert len(list((tmp_path / "results").iterdir())) == 2
+
+
+def test_folder_of_another_config_is_refused_unless_force(tmp_path):
+    out = str(tmp_path / "o")
+    assert CliRunner().invoke(cli, RUN + ["-o", out, "-q"]).exit_code == 0
+    before = (tmp_path / "o" / "trajectories.csv").read_bytes()
+    res = CliRunner().invoke(cli, RUN[:-6] + ["-T", "30", "--seeds", "2", "--eval-sketches", "2", "-o", out])
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "another configuration" in res.output and "iters 20 there, 30 here" in res.output
+    assert (tmp_path / "o" / "trajectories.csv").read_bytes() == before
+    res = CliRunner().invoke(cli, RUN[:-6] + ["-T", "30", "--seeds", "2", "--eval-sketches", "2", "-o", out,
+                                              "--force", "-q"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o" / "trajectories.csv").read_bytes() != before
+    # unit size does not change results: not another configuration
+    res = CliRunner().invoke(cli, RUN[:-6] + ["-T", "30", "--seeds", "2", "--eval-sketches", "2", "-o", out,
+                                              "--unit-size", "1", "-q"])
+    assert res.exit_code == 0, res.output
+
+
+def test_progress_without_terminal_prints_lines(tmp_path):
+    res = CliRunner().invoke(cli, RUN + ["-o", str(tmp_path / "o")])
+    assert res.exit_code == 0
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("mast run: ")]
+    assert lines[0].startswith("mast run: 0/") and "(100%)" in lines[-1]
+
+
+# --- mast datasets: sizes cached per file ----------------------------------------------
+
+def test_datasets_sizes_are_cached_by_size_and_mtime(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    import mast_cli.io.data as data
+
+    monkeypatch.setenv("MAST_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(data.bundled_dir() / "heart_scale.bz2", folder / "hs.bz2")
+    monkeypatch.setenv("MAST_DATA_DIR", str(folder))
+    first = CliRunner().invoke(cli, ["datasets", "--json"])
+    assert first.exit_code == 0, first.output
+    rows = {r["name"]: r for r in json.loads(first.output)}
+    assert rows["hs"]["n"] == 270 and rows["hs"]["d"] == 13
+    assert (tmp_path / "cache" / "datasets.json").is_file()
+    calls = []
+    real = data.load_dataset
+    monkeypatch.setattr(data, "load_dataset", lambda name: calls.append(name) or real(name))
+    again = CliRunner().invoke(cli, ["datasets", "--json"])
+    assert again.output == first.output and calls == []          # nothing parsed again
+    # a changed file (other size and mtime) is parsed again
+    shutil.copy(data.bundled_dir() / "breast-cancer.bz2", folder / "hs.bz2")
+    os.utime(folder / "hs.bz2", ns=(1, 1))
+    data._load_cached.cache_clear()
+    third = CliRunner().invoke(cli, ["datasets", "--json"])
+    rows = {r["name"]: r for r in json.loads(third.output)}
+    assert calls == ["hs"] and rows["hs"]["n"] == 683
+
+
+def test_suite_file_message_names_existing_commands():
+    from pathlib import Path
+
+    exp = Path(__file__).resolve().parents[1] / "experiments"
+    res = CliRunner().invoke(cli, ["run", "--config", str(exp / "delta_sparsity.toml")])
+    assert res.exit_code == 2 and "mast delta" not in res.output
+    assert "mast reproduce --only delta_sparsity" in res.output
+    res = CliRunner().invoke(cli, ["run", "--config", str(exp / "fig1_pruning_bernoulli.toml")])
+    assert res.exit_code == 2 and f"mast prune --config {exp / 'fig1_pruning_bernoulli.toml'}" in res.output

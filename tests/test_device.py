@@ -289,7 +289,7 @@ def test_prune_on_fake_device_equals_cpu(tmp_path):
     pd.testing.assert_frame_equal(a, b)
 
 
-@pytest.mark.parametrize("cmd", [["run", "--iters", "3"], ["prune", "--iters", "3"], ["verify", "--quick"]])
+@pytest.mark.parametrize("cmd", [["run", "--iters", "3", "--sparsity", "0.5"], ["prune", "--iters", "3"], ["verify", "--quick"]])
 def test_cuda_without_gpu_is_one_line_exit_2(cmd, tmp_path):
     if cuda_status() is None:
         pytest.skip("a GPU is available here")

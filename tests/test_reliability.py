@@ -203,7 +203,9 @@ def test_divergence_is_quiet_and_isolated(tmp_path):
     res = mast(["run", "-d", "a1a", "--sketch", "bernoulli", "--p", "0.5", "--step", "0.3,1e6",
                 "--iters", "200", "--lam", "0.01", "--seeds", "2", "-q", "-o", str(tmp_path / "d")])
     assert res.returncode == 0, res.stderr
-    assert "Warning" not in res.stderr and res.stderr == ""
+    # --quiet keeps only the final summary line (issue 18)
+    assert "Warning" not in res.stderr and res.stderr.count("\n") == 1
+    assert res.stderr.startswith("wrote ") and "2 diverged trajectories" in res.stderr
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "d" / "trajectories.csv")

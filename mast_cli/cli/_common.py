@@ -14,8 +14,8 @@ import click
 from ..io.errors import MastError
 
 __all__ = ["MastGroup", "FLOATS", "INTS", "dataset_option", "lam_option", "objective_option",
-           "sketch_options", "device_option", "check_lam", "one_value", "explicit", "progress_factory", "build_config",
-           "int_list", "precheck_dataset"]
+           "sketch_options", "device_option", "check_lam", "one_value", "explicit", "progress_factory",
+           "build_config", "int_list", "precheck_dataset", "check_run_options", "LineProgress"]
 
 
 class _Interrupted(Exception):
@@ -177,13 +177,20 @@ def objective_option(f):
                         help="logreg (ℓ2-logistic), logreg-nonconvex, or ridge ((1/2n)‖Ax − b‖² + λ/2‖x‖², exact oracles).")(f)
 
 
-def sketch_options(f):
+def sketch_options(f=None, *, default=None):
+    """The sketch options (``--sketch --p --k --workers --sigma --sparsity``).
+
+    Used bare (``@sketch_options``: no default sketch) or as ``@sketch_options(default=...)``.
+    """
+    if f is None:
+        return lambda g: sketch_options(g, default=default)
     opts = [
-        click.option("--sketch", "-s", default=None,
-                     help="identity, bernoulli, rand-k, perm-k, gaussian, dropout-unscaled."),
+        click.option("--sketch", "-s", default=default, show_default=default is not None,
+                     help="identity, bernoulli, rand-k, perm-k, gaussian, dropout-unscaled "
+                          "(or a plug-in's name; comma list to compare families)."),
         click.option("--p", "p", type=FLOATS, default=None,
                      help="Bernoulli keep probability in (0,1] (a list gives one value per level/worker)."),
-        click.option("--k", "k", type=FLOATS, default=None, help="Rand-K: number of kept coordinates K."),
+        click.option("--k", "k", type=INTS, default=None, help="Rand-K: number of kept coordinates K."),
         click.option("--workers", "workers", type=int, default=None, help="Perm-K / distributed: workers M."),
         click.option("--sigma", type=float, default=None, help="Gaussian sketch: standard deviation σ."),
         click.option("--sparsity", type=FLOATS, default=None,
@@ -254,12 +261,49 @@ def precheck_dataset(arg):
         raise MastError(f"--dataset {arg}: no such file")
 
 
+class LineProgress:
+    """Progress for a log file or pipe: one line ``label: k/N (x%), t s`` at most every
+    ``every`` seconds, and one at the end (a progress bar would print a lone label there)."""
+
+    def __init__(self, total, label, every=5.0, file=None):
+        import time
+
+        self.total, self.label, self.every = max(int(total), 1), label, every
+        self.file = sys.stderr if file is None else file
+        self.done, self._clock = 0, time.monotonic
+        self.t0 = self.last = self._clock()
+
+    def _line(self):
+        pct = 100.0 * self.done / self.total
+        click.echo(f"{self.label}: {self.done}/{self.total} ({pct:.0f}%), "
+                   f"{self._clock() - self.t0:.1f} s", file=self.file)
+
+    def __enter__(self):
+        self._line()
+        return self
+
+    def update(self, n):
+        self.done = min(self.done + int(n), self.total)
+        now = self._clock()
+        if now - self.last >= self.every and self.done < self.total:
+            self.last = now
+            self._line()
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.done = self.total
+            self._line()
+        return False
+
+
 def progress_factory(quiet, label):
-    """A click progress bar on stderr (None when quiet)."""
+    """Progress on stderr: a click bar on a terminal, periodic lines otherwise (None when quiet)."""
     if quiet:
         return None
 
     def factory(total):
+        if not sys.stderr.isatty():
+            return LineProgress(total, label)
         return click.progressbar(length=max(total, 1), label=label, file=sys.stderr,
                                  show_eta=True, show_percent=True)
 
@@ -305,3 +349,63 @@ def int_list(values, option):
     if bad:
         raise MastError(f"{option} {bad[0]:g} must be an integer")
     return [int(x) for x in values]
+
+
+def _given(v):
+    return v is not None and v != [] and v != ""
+
+
+def _fmt(v):
+    if isinstance(v, (list, tuple)):
+        return ",".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+#: the option giving the level of each built-in sketch family
+LEVEL_OPTION = {"bernoulli": "--p P", "dropout-unscaled": "--p P", "rand-k": "--k K",
+                "perm-k": "--workers M", "gaussian": "--sigma σ"}
+
+
+def check_run_options(cfg, sketch_given=True):
+    """Refuse option combinations of ``mast run`` where one option would be silently ignored.
+
+    ``cfg`` is the merged :class:`~mast_cli.experiments.RunConfig` (defaults < TOML < command line).
+
+    Raises
+    ------
+    MastError
+        Naming both options, e.g. ``--p 0.9 and --sparsity 0.5 both set the sketch level``.
+    """
+    names = cfg.sketch if isinstance(cfg.sketch, (list, tuple)) else str(cfg.sketch).split(",")
+    names = [str(n).strip() for n in names if str(n).strip()]
+    alg = cfg.algorithm
+    levels = [getattr(cfg, o) for o in ("p", "k", "sigma", "workers", "sparsity")]
+    needs = [n for n in names if n in LEVEL_OPTION]
+    if needs and alg != "distributed" and not any(_given(v) for v in levels):
+        which = "--sketch " + names[0] + ("" if sketch_given else " (the default)")
+        raise MastError(f"{which} needs a level: give --sparsity S or {LEVEL_OPTION[needs[0]]}, "
+                        f"e.g. mast run -d {cfg.dataset} --sparsity 0.5")
+    if _given(cfg.sparsity):
+        for opt in ("p", "k", "sigma"):
+            val = getattr(cfg, opt)
+            if _given(val):
+                raise MastError(f"--{opt} {_fmt(val)} and --sparsity {_fmt(cfg.sparsity)} both set the "
+                                "sketch level; give one of them")
+        if _given(cfg.workers) and "perm-k" in names and alg != "distributed":
+            raise MastError(f"--workers {cfg.workers} and --sparsity {_fmt(cfg.sparsity)} both set "
+                            "perm-k's number of blocks M; give one of them")
+    if _given(cfg.batch_size) and alg != "dsgd-minibatch":
+        raise MastError(f"--batch-size {_fmt(cfg.batch_size)} is used by --algorithm dsgd-minibatch only, "
+                        f"not by --algorithm {alg}")
+    if cfg.sampling != "uniform" and alg != "dsgd-minibatch":
+        raise MastError(f"--sampling {cfg.sampling} is used by --algorithm dsgd-minibatch only, "
+                        f"not by --algorithm {alg}")
+    if _given(cfg.workers) and alg != "distributed" and "perm-k" not in names:
+        raise MastError(f"--workers {cfg.workers} is used by --algorithm distributed and --sketch perm-k "
+                        f"only, not by --algorithm {alg} with --sketch {','.join(names)}")
+    if cfg.split != "random" and alg != "distributed":
+        raise MastError(f"--split {cfg.split} is used by --algorithm distributed only, not by --algorithm {alg}")
+    for opt in ("sketch_pool", "ref_prob", "ref_batch"):
+        if _given(getattr(cfg, opt)) and alg != "vr":
+            raise MastError(f"--{opt.replace('_', '-')} {_fmt(getattr(cfg, opt))} is used by --algorithm vr "
+                            f"only, not by --algorithm {alg}")

@@ -8,6 +8,7 @@ import click
 
 from ._common import (FLOATS, check_lam, dataset_option, device_option, objective_option,
                       precheck_dataset)
+from ._outputs import check_claim, default_out
 
 
 @click.command()
@@ -28,12 +29,14 @@ from ._common import (FLOATS, check_lam, dataset_option, device_option, objectiv
               help="Base seed (pool, points, trajectories).")
 @click.option("--shift", default="zero", show_default=True, help="Shift v: zero or erm (x*).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the table.")
-@click.option("--out", "-o", default="results/verify", show_default=True,
-              help="Folder for verify.csv and verify.json.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+@click.option("--out", "-o", default=None,
+              help="Folder for verify.csv and verify.json (default: a new folder "
+                   "results/verify-<dataset>-<config hash>).")
+@click.option("--force", is_flag=True, help="Replace the results of another configuration in --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr, only the final summary line.")
 @device_option
 def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters, seed, shift, as_json, out,
-           quiet, device):
+           force, quiet, device):
     """Check the paper's lemmas and theorems on a dataset; exit 1 if any check is violated.
 
     Prints `check | statement | observed | bound | slack (bound/observed) | verdict` and writes
@@ -65,13 +68,20 @@ def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters,
     cfg = VerifyConfig(dataset=dataset, lam=lam, objective=objective, sketches=names, sparsity=sparsity,
                        quick=quick, pool=pool, seeds=seeds, iters=iters, seed=seed, shift=shift)
     cfg.validate()
+    from dataclasses import asdict
+
     from ..io.memory import check_count
     from ..io.outputs import check_out_path
 
     for name, val in (("--pool", pool), ("--seeds", seeds), ("--iters", iters)):
         check_count(val, name)
 
+    if out is None:
+        out = default_out("verify", dataset, asdict(cfg))
+        if not quiet:
+            click.echo(f"mast verify: results go to {out}", err=True)
     check_out_path(out)          # before the battery, not after it
+    check_claim(out, asdict(cfg), force=force)
     say = None if quiet else (lambda msg: click.echo(f"mast verify: {msg}", err=True))
     result = verify_dataset(cfg, progress=say)
     if device != "cpu":
@@ -81,8 +91,8 @@ def verify(dataset, lam, objective, sketch, sparsity, quick, pool, seeds, iters,
         click.echo(json.dumps(result_json(result), indent=2, default=float))
     else:
         click.echo(format_table(result))
-        if not quiet:
-            click.echo(f"wrote {csv_path} and {json_path}", err=True)
+    if not (as_json and quiet):      # with --json the printed result is the summary
+        click.echo(f"wrote {csv_path} and {json_path}", err=True)
     return 1 if result["failed"] else 0
 
 

@@ -7,8 +7,9 @@ import os
 import click
 
 from ..io.errors import MastError
-from ._common import (FLOATS, build_config, dataset_option, device_option, explicit, int_list, lam_option,
-                      objective_option, precheck_dataset, progress_factory, sketch_options)
+from ._common import (FLOATS, INTS, build_config, check_run_options, dataset_option, device_option, explicit,
+                      lam_option, objective_option, precheck_dataset, progress_factory, sketch_options)
+from ._outputs import check_claim, default_out
 
 
 @click.command()
@@ -19,10 +20,10 @@ from ._common import (FLOATS, build_config, dataset_option, device_option, expli
 @objective_option
 @click.option("--algorithm", "-a", default="dsgd", show_default=True,
               help="dsgd (Algorithm 1 (I)), dsgd-minibatch (1 (II)), distributed (2), vr (3).")
-@sketch_options
+@sketch_options(default="bernoulli")
 @click.option("--iters", "-T", type=int, default=300, show_default=True, help="Iterations T.")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Number of seeds (0..N-1).")
-@click.option("--seed", "seed_list", type=FLOATS, default=None,
+@click.option("--seed", "seed_list", type=INTS, default=None,
               help="Explicit seeds instead of --seeds (e.g. --seed 3 or --seed 3,7).")
 @click.option("--step", default="theory", show_default=True,
               help="Step sizes: 'theory', numbers, or multiples of the theory step ('4x'); comma list.")
@@ -48,9 +49,11 @@ from ._common import (FLOATS, build_config, dataset_option, device_option, expli
 @click.option("--unit-size", "unit_size", type=int, default=64, show_default=True,
               help="Trajectories advanced together per unit (results do not depend on it).")
 @device_option
-@click.option("--out", "-o", default="results/run", show_default=True, help="Output folder.")
-@click.option("--force", is_flag=True, help="Recompute units already finished in --out.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--out", "-o", default=None,
+              help="Output folder (default: a new folder results/run-<dataset>-<config hash>).")
+@click.option("--force", is_flag=True,
+              help="Recompute every unit, and replace the results of another configuration in --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress, only the final summary line.")
 @click.pass_context
 def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
     """Run an algorithm on many trajectories; write trajectories.csv and metadata.json.
@@ -69,7 +72,6 @@ def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
     precheck_dataset(opts["dataset"])
     values = dict(opts)
     values["step"] = step
-    values["k"] = int_list(values["k"], "--k")
     if values["batch_size"] is not None:
         toks = [t.strip() for t in values["batch_size"].split(",") if t.strip()]
         try:
@@ -77,11 +79,13 @@ def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
         except ValueError:
             raise MastError(f"--batch-size {values['batch_size']} must be integers or 'n'") from None
     if seed_list is not None:
-        seeds = int_list(seed_list, "--seed")
-        if any(x < 0 for x in seeds):
-            raise MastError(f"--seed {min(seeds)} must be >= 0")
-        values["seeds"] = seeds
-        ctx.params["seeds"] = seeds
+        if explicit(ctx, "seeds"):
+            raise MastError(f"--seeds {opts['seeds']} and --seed {','.join(map(str, seed_list))} both "
+                            "choose the seeds; give one of them")
+        if any(x < 0 for x in seed_list):
+            raise MastError(f"--seed {min(seed_list)} must be >= 0")
+        values["seeds"] = list(seed_list)
+        ctx.params["seeds"] = values["seeds"]
         from click.core import ParameterSource
 
         ctx.set_parameter_source("seeds", ParameterSource.COMMANDLINE)
@@ -89,14 +93,36 @@ def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
     from ..experiments.run import run_experiment, validate_config
 
     cfg, cfg_out = build_config(ctx, config_path, values, RunConfig, "run")
+    check_run_options(cfg, sketch_given=explicit(ctx, "sketch") or config_path is not None)
     validate_config(cfg)
-    out_dir = out if explicit(ctx, "out") or cfg_out is None else cfg_out
+    out_dir = _out_dir(ctx, out, cfg_out, "run", cfg.dataset, cfg.to_dict(), force, quiet)
     table = run_experiment(cfg, out_dir, progress_factory(quiet, "mast run"), force=force)
-    if not quiet:
-        n_div = table.loc[table.status == "diverged", ["sketch", "sparsity", "step_size", "seed"]] \
-            .drop_duplicates().shape[0]
-        click.echo(f"wrote {out_dir}/trajectories.csv ({len(table)} rows"
-                   f"{f', {n_div} diverged trajectories' if n_div else ''}) and metadata.json", err=True)
+    n_div = table.loc[table.status == "diverged", ["sketch", "sparsity", "step_size", "seed"]] \
+        .drop_duplicates().shape[0]
+    click.echo(f"wrote {out_dir}/trajectories.csv ({len(table)} rows"
+               f"{f', {n_div} diverged trajectories' if n_div else ''}) and metadata.json"
+               f"{_reused(table)}", err=True)
+
+
+def _out_dir(ctx, out, cfg_out, command, dataset, config, force, quiet):
+    """The output folder: --out, else the config file's ``out``, else a new folder named by the
+    config hash (announced); refused when it holds another configuration's results."""
+    if out is None:
+        out = cfg_out
+    if out is None:
+        out = default_out(command, dataset, config)
+        if not quiet:
+            click.echo(f"mast {command}: results go to {out}", err=True)
+    check_claim(out, config, force=force)
+    return out
+
+
+def _reused(table):
+    units = table.attrs.get("units")
+    if not units:
+        return ""
+    reused, total = units
+    return f"; reused {reused} of {total} units"
 
 
 @click.command()
@@ -130,9 +156,11 @@ def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
               help="Fixed validation masks per level for the best-masked-validation selection.")
 @click.option("--gap-tol", "gap_tol", type=float, default=1e-3, show_default=True,
               help="A MAST model with f_D(x) − f_D^inf above this is marked unsolved in the figure.")
-@click.option("--out", "-o", default="results/prune", show_default=True, help="Output folder.")
-@click.option("--force", is_flag=True, help="Recompute finished levels.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--out", "-o", default=None,
+              help="Output folder (default: a new folder results/prune-<dataset>-<config hash>).")
+@click.option("--force", is_flag=True,
+              help="Recompute finished levels, and replace the results of another configuration in --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress, only the final summary line.")
 @click.pass_context
 def prune(ctx, config_path, out, force, quiet, **opts):
     """Pruning robustness: accuracy of randomly sparsified ERM vs MAST models (Figures 1, 3, 4).
@@ -144,10 +172,9 @@ def prune(ctx, config_path, out, force, quiet, **opts):
     from ..experiments.prune import PruneConfig, run_prune
 
     cfg, cfg_out = build_config(ctx, config_path, opts, PruneConfig, "prune")
-    out_dir = out if explicit(ctx, "out") or cfg_out is None else cfg_out
-    run_prune(cfg, out_dir, progress_factory(quiet, "mast prune"), force=force)
-    if not quiet:
-        click.echo(f"wrote {out_dir}/pruning.csv and metadata.json", err=True)
+    out_dir = _out_dir(ctx, out, cfg_out, "prune", cfg.dataset, cfg.to_dict(), force, quiet)
+    table = run_prune(cfg, out_dir, progress_factory(quiet, "mast prune"), force=force)
+    click.echo(f"wrote {out_dir}/pruning.csv and metadata.json{_reused(table)}", err=True)
 
 
 @click.command()

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from ..io.errors import MastError
+from ._common import explicit
+
+#: results files whose figure has no --metric choice (what each one plots)
+_FIXED_METRIC = {"pruning.csv": "pruning results (boxplots of the sparsified models' test accuracy)",
+                 "delta.csv": "Δ-study results (f_D^inf − f^inf against sparsity)"}
 
 
 @click.command()
 @click.argument("results", nargs=-1, required=True, type=click.Path())
 @click.option("--metric", default="erm_loss", show_default=True,
-              help="erm_loss, grad_norm_sq, dist_sq, mast_loss or test_accuracy.")
+              help="Convergence metric of `mast run` results: erm_loss, grad_norm_sq, dist_sq, mast_loss "
+                   "or test_accuracy.")
 @click.option("--out", "-o", default="plots", show_default=True, help="Folder for the PDF/PNG files.")
-@click.option("--name", default=None, help="File name stem (default: from the results folder).")
+@click.option("--name", default=None, help="File name stem (default: the results folder's name).")
 @click.option("--x", "x_axis", type=click.Choice(["iteration", "epochs", "coords", "time"]), default="iteration",
               show_default=True, help="x axis of convergence figures: iterations, passes over the data, "
               "coordinates of sparse models computed (Σ nnz(S_t)), or wall time of the steps.")
-def plot(results, metric, out, name, x_axis):
-    """Draw figures from results folders (CSV only; nothing is recomputed)."""
+@click.pass_context
+def plot(ctx, results, metric, out, name, x_axis):
+    """Draw figures from results folders (CSV only; nothing is recomputed).
+
+    Writes OUT/<results folder>-<metric>.pdf/.png and the plotted numbers as .csv.
+    """
+    if explicit(ctx, "metric"):
+        for r in results:
+            for fname, what in _FIXED_METRIC.items():
+                if (Path(r) / fname).is_file():
+                    raise MastError(f"--metric {metric} applies to `mast run` results; '{r}' holds {what}, "
+                                    "drop --metric")
     from ..io.outputs import check_out_path
     from ..plotting import plot_results
 

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 from ..io.errors import MastError
+from ..io.plugins import OBJECTIVE_GROUP, Registry
 from .datafit import Logistic, Squared
 from .kernels import logistic_loss
 from .penalties import L2, SmoothNonconvex
@@ -276,7 +277,10 @@ class RidgeL2(LogisticObjective):
             return np.linalg.lstsq(H, c, rcond=None)[0]
 
 
-OBJECTIVES = {"logreg": LogisticL2, "logreg-nonconvex": LogisticNonconvex, "ridge": RidgeL2}
+#: name -> objective class ``cls(A, b, lam)``: the built-ins, then plug-ins of the entry-point
+#: group ``mast.objectives`` (see :mod:`mast_cli.io.plugins` and README "Extending mast")
+OBJECTIVES = Registry(OBJECTIVE_GROUP, {"logreg": LogisticL2, "logreg-nonconvex": LogisticNonconvex,
+                                        "ridge": RidgeL2})
 
 
 def make_objective(name, A, b, lam=1e-3):

@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from ..io.errors import MastError
+from ..io.plugins import SKETCH_GROUP, Registry
 
 __all__ = [
     "Sketch",
@@ -472,14 +473,16 @@ class Gaussian(Sketch):
         return {"sketch": self.name, "sigma": s, "sparsity": self.sparsity}
 
 
-SKETCHES = {
+#: name -> Sketch class: the built-in families, then plug-ins of the entry-point group
+#: ``mast.sketches`` (see :mod:`mast_cli.io.plugins` and README "Extending mast")
+SKETCHES = Registry(SKETCH_GROUP, {
     "identity": Identity,
     "bernoulli": Bernoulli,
     "rand-k": RandK,
     "perm-k": PermK,
     "gaussian": Gaussian,
     "dropout-unscaled": DropoutUnscaled,
-}
+})
 
 
 def _round_half_up(x):
@@ -528,6 +531,8 @@ def make_sketch(name, d, p=None, k=None, workers=None, sigma=None, sparsity=None
     """
     if name not in SKETCHES:
         raise MastError(f"unknown sketch '{name}'; choose one of {', '.join(SKETCHES)}")
+    if SKETCHES.is_plugin(name):
+        return _plugin_sketch(name, d, p=p, k=k, workers=workers, sigma=sigma, sparsity=sparsity)
     given = {"p": p, "k": k, "workers": workers, "sigma": sigma}
     if sparsity is not None:
         for key, val in sparsity_to_param(name, d, sparsity).items():
@@ -550,3 +555,27 @@ def make_sketch(name, d, p=None, k=None, workers=None, sigma=None, sparsity=None
     if given["sigma"] is None:
         raise MastError("sketch 'gaussian' needs --sigma or --sparsity")
     return Gaussian(d, given["sigma"])
+
+
+def _plugin_sketch(name, d, **options):
+    """A plug-in sketch: ``cls.from_options(d, p=, k=, workers=, sigma=, sparsity=)`` when the
+    class defines it (it raises :class:`MastError` for a missing or bad parameter), else ``cls(d)``.
+
+    Raises
+    ------
+    MastError
+        When options are given to a class without ``from_options``, or the plug-in does not
+        return a :class:`Sketch` of dimension ``d``.
+    """
+    cls = SKETCHES[name]
+    given = [k for k, v in options.items() if v is not None]
+    build = getattr(cls, "from_options", None)
+    if build is None:
+        if given:
+            raise MastError(f"sketch '{name}' takes no parameter (got --{given[0]})")
+        sk = cls(d)
+    else:
+        sk = build(d, **options)
+    if not isinstance(sk, Sketch) or sk.d != d:
+        raise MastError(f"plug-in sketch '{name}' did not build a mast_cli Sketch of dimension {d}")
+    return sk

@@ -113,8 +113,10 @@ def load_config_file(path, keys=None, kind="run"):
     if isinstance(raw.get("config"), dict):       # an experiment file of the suite
         other = raw.get("kind", "run")
         if other != kind:
+            # only run and prune experiments have a command of their own (no `mast delta`)
+            use = f"`mast {other} --config {path}` or " if other in ("run", "prune") else ""
             raise MastError(f"config file '{path}' is a '{other}' experiment, not '{kind}'; "
-                            f"use `mast {other}` or `mast reproduce --only {path.stem}`")
+                            f"use {use}`mast reproduce --only {path.stem}`")
         extra = set(raw) - EXPERIMENT_FILE_KEYS
         if extra:
             raise MastError(f"config file '{path}': unknown key '{sorted(extra)[0]}'")

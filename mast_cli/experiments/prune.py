@@ -53,7 +53,7 @@ from ..core.sketches import SKETCHES, make_sketch
 from ..core.theory import step_dsgd
 from ..io.errors import MastError, check
 from ..io.outputs import CSV_FLOAT_FORMAT, prepare_out_dir, provenance
-from ..io.store import unit_key
+from ..io.store import UnitStore, unit_key
 from ..shifts import resolve_shift
 from ..solvers.pool import solve_pool
 from .budget import check_prune_budget
@@ -324,8 +324,10 @@ def run_prune(cfg, out, progress_factory=None, force=False):
     t0 = time.time()
     units, problem = plan_prune(cfg)
     out = prepare_out_dir(out)
+    reused = 0 if force else sum(UnitStore(out / ".parts").has(k) for k, _ in units)
     store = compute_missing(units, out / ".parts", compute_prune_unit, progress_factory, force)
     table = write_table(store, units, out / "pruning.csv")
+    table.attrs["units"] = (reused, len(units))        # for the CLI's "reused K of N units"
     write_metadata(out / "metadata.json", {
         "command": "mast prune", "config": cfg.to_dict(), "dataset": problem.dataset.summary(),
         "n_train": int(problem.obj.n), "n_val": int(problem.X_val.shape[0]), "f_inf": problem.f_inf,

@@ -32,7 +32,7 @@ from ..core.objective import OBJECTIVES
 from ..core.sketches import SKETCHES
 from ..io.errors import MastError, check
 from ..io.outputs import CSV_FLOAT_FORMAT, prepare_out_dir, provenance
-from ..io.store import unit_key
+from ..io.store import UnitStore, unit_key
 from .budget import check_run_counts, check_run_memory
 from ..shifts import resolve_shift
 from . import alg1, alg23
@@ -224,8 +224,10 @@ def run_experiment(cfg, out, progress_factory=None, force=False):
     t0 = time.time()
     units, (problem, trajs) = plan_run(cfg)
     out = prepare_out_dir(out)
+    reused = 0 if force else sum(UnitStore(out / ".parts").has(k) for k, _ in units)
     store = compute_missing(units, out / ".parts", compute_run_unit, progress_factory, force,
                             work=lambda spec: cfg.iters * (spec["stop"] - spec["start"]))
     table = write_table(store, units, out / "trajectories.csv")
+    table.attrs["units"] = (reused, len(units))        # for the CLI's "reused K of N units"
     write_metadata(out / "metadata.json", run_metadata(cfg, problem, trajs, len(units), time.time() - t0))
     return table

@@ -333,9 +333,24 @@ def _find_in(folder, name):
 
 
 def _libsvmdata_home():
-    from libsvmdata.libsvm import LIBSVM_DATA_HOME
+    from .datacache import libsvmdata_home      # as libsvmdata computes it, without its import
 
-    return Path(LIBSVM_DATA_HOME)
+    return libsvmdata_home()
+
+
+def _sizes(name, path):
+    """n, d, nnz, n_test of a listed file, from the size cache when the file is unchanged."""
+    from .datacache import cached_stats
+
+    def compute():
+        ds = load_dataset(name)
+        big = float(max_abs(ds))
+        return dict(n=int(ds.n), d=int(ds.d), nnz=int(ds.nnz),
+                    n_test=None if ds.X_test is None else int(ds.X_test.shape[0]),
+                    max_abs=big, scaled=bool(big <= 1.0))
+
+    test = _test_path(path)
+    return cached_stats(name, path, test if test is not None and Path(test).is_file() else None, compute)
 
 
 def _libsvmdata_cached(name):
@@ -578,12 +593,7 @@ def list_datasets():
                 continue
             seen.add(name)
             try:
-                ds = load_dataset(name)
-                big = max_abs(ds)
-                rows.append(dict(name=name, n=ds.n, d=ds.d, nnz=ds.nnz,
-                                 n_test=None if ds.X_test is None else ds.X_test.shape[0],
-                                 max_abs=big, scaled=bool(big <= 1.0),
-                                 where=f"{kind}: {f}"))
+                rows.append(dict(name=name, **_sizes(name, f), where=f"{kind}: {f}"))
             except MastError as exc:
                 rows.append(dict(name=name, n=None, d=None, nnz=None, n_test=None, max_abs=None,
                                  scaled=None, where=f"{kind}: {f} (unreadable: {exc})"))
