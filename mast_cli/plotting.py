@@ -144,10 +144,14 @@ def plot_convergence(folder, metric="erm_loss", out="plots", name=None, x="itera
         return paths
 
 
-def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, suffix=""):
+def _metric_frame(folder, metric, x):
+    """Read ``trajectories.csv`` of ``folder``: the frame with ``value`` = metric − optimum.
+
+    Returns ``(df, meta, label, logy, opt)``; raises MastError when the metric or the x column
+    is missing.
+    """
     import pandas as pd
 
-    folder = Path(folder)
     df = pd.read_csv(folder / "trajectories.csv")
     if "sparsity" in df.columns:   # 1 − 0.7 and a variance-matched 0.3 are one level
         df["sparsity"] = df["sparsity"].round(10)
@@ -171,6 +175,15 @@ def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, su
         df = df.assign(value=df[metric] - opt)
         if metric == "mast_loss":
             label = "MAST loss estimate − f^inf (its own minimum is not known for this run)"
+    return df, meta, label, logy, opt
+
+
+def _curve_stats(df, x):
+    """Median and 10–90% quantiles of ``value`` per curve and iteration (plus the x cost).
+
+    Returns ``(group_cols, stats, logx)``: the swept columns, the quantile table and whether the
+    cost axis is drawn on a log scale (total costs differing by more than 20×).
+    """
     group_cols = [c for c in ("sketch", "sparsity", "step_size", "batch_size", "workers", "ref_batch")
                   if c in df.columns and df[c].nunique() > 1]
     if not group_cols:
@@ -188,6 +201,13 @@ def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, su
         logx = bool(finals.min() > 0 and finals.max() / finals.min() > 20)
         if logx:
             stats = stats[stats[x] > 0]
+    return group_cols, stats, logx
+
+
+def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, suffix=""):
+    folder = Path(folder)
+    df, meta, label, logy, opt = _metric_frame(folder, metric, x)
+    group_cols, stats, logx = _curve_stats(df, x)
     plt = _pyplot()
     # a sparsity sweep crossed with another swept parameter (Fig. 2: step sizes) gets one
     # panel per sparsity level, so that each panel holds a readable handful of curves
