@@ -84,8 +84,8 @@ bench: install-test
 reproduce: install
 	$(MAST) reproduce --dataset $(DATASET) --jobs $(JOBS)
 
-# GPU-vs-CPU agreement tests (pytest -m gpu) and the device timing table
-# (benchmarks/gpu_results.md/.json), a few minutes on one GPU; no install step, so it also runs
+# The fused-kernel check, the device timing table and the GPU-vs-CPU agreement tests (pytest -m gpu),
+# written to $GPU_OUT (else $OUT, else benchmarks/gpu_results/), ~3.5 min on one H200; no install step, so it also runs
 # on a machine without network (python3 with CuPy, this checkout on PYTHONPATH).  Without a GPU
 # it says so in one line and exits 3.  See benchmarks/gpu_check.sh.
 gpu-check:

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# make gpu-check: the GPU-vs-CPU agreement tests and the device timing table, unattended.
+# make gpu-check: the fused-kernel check, the device timing table and the GPU-vs-CPU agreement
+# tests, unattended, in about 3.5 minutes on one H200.
 #
 #   1. is there an NVIDIA GPU?  If not: one line "gpu-check: no GPU ..." and exit 3 at once.
 #   2. a Python with CuPy: .venv/bin/python if it has CuPy, else python3 (with this checkout on
 #      PYTHONPATH, no install needed); if neither has CuPy, `pip install cupy-cuda12x` once
 #      (MAST_GPU_NO_INSTALL=1 skips that); still none: exit 4.
-#   3. pytest -m gpu tests/test_device.py (timeout 240 s)         -> gpu_tests.log
-#   4. benchmarks/gpu_bench.py (timeout 420 s)                     -> benchmarks/gpu_results.{md,json}
-# Everything is also copied to $OUT when that is set (the device machine's return folder).
-# Exit 0 only when the tests pass and the table was written.  About 3-6 minutes on one H200.
+#   3. benchmarks/gpu_bench.py (timeout 165 s; it stops starting measurements after 110 s):
+#      first the fused CUDA kernel against the cuSPARSE path (float64 bound 1e-12), then
+#      µs per trajectory-step for both kernels           -> RESULTS/gpu_results.{md,json}, gpu_bench.log
+#   4. pytest -m gpu tests/test_device.py tests/test_fused_device.py (timeout 70 s) -> RESULTS/gpu_tests.log
+# RESULTS is $GPU_OUT, else $OUT (the device machine's return folder), else benchmarks/gpu_results.
+# Every line of progress carries the UTC time.  Exit 0 only when the tests pass and the table
+# was written with no error.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-say() { echo "gpu-check: $*"; }
+START=$(date +%s)
+say() { echo "gpu-check $(date -u +%H:%M:%S) +$(( $(date +%s) - START ))s: $*"; }
 export PYTHONUNBUFFERED=1 MAST_OFFLINE=1
 
 if ! { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; } && [ ! -e /dev/nvidia0 ]; then
@@ -36,20 +41,26 @@ if [ -z "$PY" ]; then
   exit 4
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-say "python $PY ($("$PY" -c 'import cupy, numpy; print("cupy", cupy.__version__, "numpy", numpy.__version__)'))"
+say "python $PY ($("$PY" -c 'import cupy, numpy; print("cupy", cupy.__version__, "numpy", numpy.__version__)' 2>&1 | tail -1))"
+say "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 
-LOGDIR=${OUT:-$ROOT/benchmarks}
-mkdir -p "$LOGDIR"
-say "agreement tests (pytest -m gpu tests/test_device.py)"
-timeout 240 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_device.py -rs 2>&1 | tee "$LOGDIR/gpu_tests.log" | tail -15
-test_rc=${PIPESTATUS[0]}
+RESULTS=${GPU_OUT:-${OUT:-$ROOT/benchmarks/gpu_results}}
+mkdir -p "$RESULTS"
+say "results go to $RESULTS"
+
+say "fused-kernel check + timing table (benchmarks/gpu_bench.py, timeout 165 s)"
+timeout 165 "$PY" benchmarks/gpu_bench.py --out "$RESULTS" --total-s 110 2>&1 | tee "$RESULTS/gpu_bench.log"
+bench_rc=${PIPESTATUS[0]}
+say "bench exit $bench_rc"
+
+say "agreement tests (pytest -m gpu tests/test_device.py tests/test_fused_device.py, timeout 70 s)"
+timeout 70 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_device.py tests/test_fused_device.py -rs \
+  > "$RESULTS/gpu_tests.log" 2>&1
+test_rc=$?
+tail -15 "$RESULTS/gpu_tests.log"
 say "tests exit $test_rc"
 
-say "timing table (benchmarks/gpu_bench.py)"
-timeout 420 "$PY" benchmarks/gpu_bench.py --out benchmarks 2>&1 | tee "$LOGDIR/gpu_bench.log"
-bench_rc=${PIPESTATUS[0]}
-if [ -n "${OUT:-}" ]; then cp -f benchmarks/gpu_results.md benchmarks/gpu_results.json "$OUT/" 2>/dev/null; fi
-say "bench exit $bench_rc"
+ls -la "$RESULTS"
 [ "$test_rc" = 0 ] && [ "$bench_rc" = 0 ] && { say "OK"; exit 0; }
 say "FAILED (tests $test_rc, bench $bench_rc; a timeout is 124)"
 exit 1

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..core.backend import get_backend, plan_chunks
 from ..core.device import DeviceObjective, DeviceSketches, objective_bytes
+from ..core.fused_device import FusedLogistic
 from ..core.philox import seed_keys, uniforms
 from ..io.errors import check
 from ._engine import History, Recorder, as_columns, log_iterations, run_steps
@@ -289,6 +290,7 @@ def distributed_device(obj, partition, sketches, steps, seeds, iters, x0=None, v
     B = sp.block_diag([cpu.Ab[P] for P in parts_rows], format="csr")
     Bd = be.csr(B, dobj.dtype)
     BdT = be.csr(B.T, dobj.dtype) if be.is_gpu else Bd.T
+    fused = FusedLogistic.create(Bd, be, dobj.dtype, dobj.kernel_mode, strict=False)
     fixed, per = distributed_memory(cpu, M, dobj.dtype)
     chunks = plan_chunks(R, per, fixed, memory if memory is not None else be.free_memory())
     points = log_iterations(iters, log_every)
@@ -303,8 +305,11 @@ def distributed_device(obj, partition, sketches, steps, seeds, iters, x0=None, v
         def step(t, X, ga):
             S = xp.stack([draws.draw(t, stream=4 * (i + 1)) for i in range(M)])      # (M, d, Rc)
             Y = Vc[None] + S * (X - Vc)[None]
-            W = dobj.neg_sigmoid(Bd @ dobj.cast(Y.reshape(M * d, Rc)))
-            G = (BdT @ W).astype(np.float64).reshape(M, d, Rc) * scale + dobj.penalty.grad(Y)
+            if fused is not None:
+                G = fused(Y.reshape(M * d, Rc))
+            else:
+                G = (BdT @ dobj.neg_sigmoid(Bd @ dobj.cast(Y.reshape(M * d, Rc)))).astype(np.float64)
+            G = G.reshape(M, d, Rc) * scale + dobj.penalty.grad(Y)
             X -= ga * ((S * G).sum(axis=0) / M)
             return X, (1.0, (S != 0).sum(axis=(0, 1)))    # M workers: n rows, Σ_i nnz(S_i)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..io.errors import MastError
+from .fused_device import FusedLogistic, kernel_mode
 from .penalties import L2, SmoothNonconvex
 from .philox import STREAM_SKETCH, normals, uniforms
 
@@ -43,14 +44,19 @@ class DeviceObjective:
     dtype : numpy.float64 or numpy.float32, default float64
         Precision of the data products (margins, sigmoids, Aᵀw).  Iterates stay float64;
         float32 is a fast mode whose gradients carry ~1e-7 relative error.
+    kernel : {'auto', 'fused', 'cusparse'}, optional
+        How :meth:`grad` computes Abᵀ(−σ(−Ab X)): the fused CUDA kernel
+        (:mod:`mast_cli.core.fused_device`) or cuSPARSE products (the reference); default
+        ``MAST_DEVICE_KERNEL`` or ``auto`` (fused on CUDA when it fits shared memory).
 
     Raises
     ------
     MastError
-        For an objective without the logistic ``Ab`` data term (e.g. another data term).
+        For an objective without the logistic ``Ab`` data term (e.g. another data term), an
+        unknown ``kernel``, or ``fused`` forced where it does not fit.
     """
 
-    def __init__(self, obj, backend, dtype=np.float64):
+    def __init__(self, obj, backend, dtype=np.float64, kernel=None):
         name = getattr(obj, "name", type(obj).__name__)
         if name not in DEVICE_OBJECTIVES or not hasattr(obj, "Ab") or \
                 not isinstance(obj.penalty, (L2, SmoothNonconvex)):
@@ -64,6 +70,13 @@ class DeviceObjective:
         self.penalty = obj.penalty
         self.Ab = backend.csr(obj.Ab, self.dtype)
         self.AbT = backend.csr(obj.Ab.T, self.dtype) if backend.is_gpu else self.Ab.T
+        self.kernel_mode = kernel_mode(kernel)
+        self.fused = FusedLogistic.create(self.Ab, backend, self.dtype, self.kernel_mode)
+
+    @property
+    def kernel(self):
+        """'fused' or 'cusparse': the path :meth:`grad` takes."""
+        return "fused" if self.fused is not None else "cusparse"
 
     def cast(self, X):
         """X in the dtype of the data products (a no-op in float64)."""
@@ -84,6 +97,8 @@ class DeviceObjective:
 
     def grad(self, X):
         """∇f at each column of X (d, R): −(1/n) Abᵀ σ(−Ab X) + ∇r(X), float64."""
+        if self.fused is not None:
+            return self.fused(X) / self.n + self.penalty.grad(X)
         W = self.neg_sigmoid(self.margins(X))
         G = self.AbT @ W
         if G.dtype != np.float64:
