@@ -307,9 +307,102 @@ def test_cuda_algorithm_restriction(monkeypatch):
     import mast_cli.experiments.device as ed
 
     monkeypatch.setattr(ed, "check_device", lambda device: None)        # pretend a GPU
-    with pytest.raises(MastError, match="does not run on --device cuda"):
-        ed.check_run_device("cuda", "vr")
-    ed.check_run_device("cuda", "dsgd")
+    with pytest.raises(MastError, match="--algorithm dsgd-minibatch does not run on --device cuda"):
+        ed.check_run_device("cuda", "dsgd-minibatch")
+    for alg in ("dsgd", "distributed", "vr"):
+        ed.check_run_device("cuda", alg)
+
+
+def test_cli_refuses_minibatch_on_device_in_one_line(tmp_path, monkeypatch):
+    import mast_cli.experiments.device as ed
+    from mast_cli.cli import cli
+
+    monkeypatch.setattr(ed, "check_device", lambda device: None)        # pretend a GPU
+    out = tmp_path / "o"
+    res = CliRunner().invoke(cli, ["run", "-d", "a1a", "-a", "dsgd-minibatch", "--iters", "3", "--sparsity", "0.5", "--device", "cuda",
+                                   "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--algorithm dsgd-minibatch does not run on --device cuda" in lines[0], res.output
+    assert not out.exists()
+
+
+# --- mast run -a distributed|vr on the fake device: the same code path as --device cuda -------
+
+def _run_both(tmp_path, **kw):
+    from mast_cli.experiments.config import RunConfig
+    from mast_cli.experiments.run import run_experiment
+
+    cpu = run_experiment(RunConfig(**kw), tmp_path / "cpu")
+    fake = run_experiment(RunConfig(**kw, device="fake", unit_size=kw.get("unit_size", 64)), tmp_path / "fake")
+    return cpu, fake
+
+
+def _same_distribution(a, b, z=4.0):
+    se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+    assert abs(a.mean() - b.mean()) <= z * se, (a.mean(), b.mean(), se)
+
+
+def test_run_distributed_identity_on_fake_device_equals_cpu(tmp_path):
+    kw = dict(dataset="a1a", algorithm="distributed", workers=3, sketch="identity", iters=15, seeds=2,
+              step=["theory"], eval_sketches=2)
+    cpu, fake = _run_both(tmp_path, **kw)
+    assert list(cpu.columns) == list(fake.columns)
+    pd.testing.assert_frame_equal(cpu, fake, check_exact=False, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("extra", [dict(sketch="bernoulli", p=[0.3, 0.6, 0.9]),          # heterogeneous D_i
+                                   dict(sketch="perm-k")])                                # one shared permutation
+def test_run_distributed_on_fake_device_in_distribution(tmp_path, extra):
+    kw = dict(dataset="a1a", algorithm="distributed", workers=3, iters=25, seeds=16, step=["theory"],
+              eval_sketches=2, **extra)
+    cpu, fake = _run_both(tmp_path, **kw)
+    last = lambda df, col: df[df.iteration == 25][col].to_numpy()        # noqa: E731
+    for col in ("erm_loss", "mast_loss"):
+        a, b = last(cpu, col), last(fake, col)
+        assert not np.array_equal(a, b)                  # other streams ...
+        _same_distribution(a, b)                         # ... same distribution
+    assert (cpu.worker_params == fake.worker_params).all()
+    if extra["sketch"] == "perm-k":                      # the M blocks cover the d coordinates once
+        assert np.array_equal(cpu.coords.to_numpy(), fake.coords.to_numpy())
+    else:
+        _same_distribution(last(cpu, "coords"), last(fake, "coords"))
+
+
+def test_device_perm_k_blocks_partition_the_coordinates(a1a_obj):
+    from mast_cli.algorithms.device import _WorkerDraws
+    from mast_cli.core.sketches import PermK
+
+    M, R = 3, 50
+    draws = _WorkerDraws([PermK(a1a_obj.d, M)] * R, seed_keys(np, np.arange(R)), FAKE, M, a1a_obj.d)
+    S = draws.draw(4)                                    # (M, d, R)
+    assert S.shape == (M, a1a_obj.d, R)
+    assert np.array_equal((S != 0).sum(axis=0), np.ones((a1a_obj.d, R)))   # disjoint, covering
+    q = PermK(a1a_obj.d, M).q
+    assert np.array_equal((S != 0).sum(axis=1), np.repeat(q[:, None], R, axis=1))
+    assert np.allclose(S.mean(axis=2).mean(axis=1), 1.0, atol=0.15)         # unbiased per worker
+    assert not np.array_equal(S, draws.draw(5))
+
+
+def test_run_vr_identity_on_fake_device_equals_cpu(tmp_path):
+    kw = dict(dataset="a1a", algorithm="vr", sketch="identity", iters=12, seeds=2, step=["theory"],
+              eval_sketches=2)
+    cpu, fake = _run_both(tmp_path, **kw)
+    pd.testing.assert_frame_equal(cpu, fake, check_exact=False, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("ref_batch", [None, 3])
+def test_run_vr_on_fake_device_in_distribution(tmp_path, ref_batch):
+    kw = dict(dataset="a1a", algorithm="vr", sketch="bernoulli", sparsity=[0.5], sketch_pool=6, iters=25,
+              seeds=16, step=["theory"], eval_sketches=2, ref_prob=0.3, ref_batch=ref_batch)
+    cpu, fake = _run_both(tmp_path, **kw)
+    last = lambda df, col: df[df.iteration == 25][col].to_numpy()        # noqa: E731
+    for col in ("erm_loss", "dist_sq_mast", "epochs"):
+        a, b = last(cpu, col), last(fake, col)
+        _same_distribution(a, b)
+    assert (fake.ref_batch == (6 if ref_batch is None else 3)).all()
+    first = fake[fake.iteration == 0]
+    assert (first.epochs == (6 if ref_batch is None else 3)).all()        # the reference G_0 is charged
 
 
 def test_experiment_file_device_key(tmp_path):
@@ -521,3 +614,16 @@ def test_run_and_prune_on_sim_device(tmp_path):
     run_prune(PruneConfig(**kw, device="sim"), tmp_path / "ps")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "pc" / "pruning.csv"),
                                   pd.read_csv(tmp_path / "ps" / "pruning.csv"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("extra", [dict(algorithm="distributed", workers=3), dict(algorithm="vr")])
+def test_gpu_run_distributed_and_vr_identity_equal_cpu(tmp_path, extra):
+    _cuda()
+    from mast_cli.experiments.config import RunConfig
+    from mast_cli.experiments.run import run_experiment
+
+    kw = dict(dataset="a1a", sketch="identity", iters=12, seeds=2, step=["theory"], eval_sketches=2, **extra)
+    cpu = run_experiment(RunConfig(**kw), tmp_path / "cpu")
+    gpu = run_experiment(RunConfig(**kw, device="cuda"), tmp_path / "gpu")
+    pd.testing.assert_frame_equal(cpu, gpu, check_exact=False, rtol=1e-12, atol=1e-14)

@@ -259,27 +259,103 @@ def distributed_memory(obj, M, dtype=np.float64):
     return 2 * objective_bytes(obj, isz), per
 
 
+class _WorkerDraws:
+    """The M workers' sketches of every trajectory at step t: (M, d, R) on the device.
+
+    Trajectory r has a :class:`~mast_cli.algorithms.distributed.WorkerSketches` (or one
+    sketch used independently by every worker).  Independent workers: worker i draws from
+    its own D_i (heterogeneous allowed) on Philox stream σ = 4(i + 1).  Perm-K (joint): one
+    permutation per trajectory and step from stream 4 (d uniforms, ranked), worker i keeping
+    the ranks in its block [off_i, off_{i+1}) scaled by d/q_i, as
+    :meth:`~mast_cli.core.sketches.PermK.sample_blocks`.
+    """
+
+    def __init__(self, wss, keys, be, M, d):
+        from .distributed import WorkerSketches
+
+        xp = be.xp
+        self.xp, self.M, self.d = xp, M, d
+        wss = [ws if isinstance(ws, WorkerSketches) else WorkerSketches(ws, M) for ws in wss]
+        for ws in wss:
+            check(ws.M == M, f"worker sketches for M={ws.M} workers, but the partition has M={M}")
+        self.R = len(wss)
+        joint = np.array([ws.joint is not None for ws in wss])
+        self.joint_cols = np.flatnonzero(joint)
+        self.ind_cols = np.flatnonzero(~joint)
+
+        def sub(cols):
+            if cols.size == self.R:
+                return keys
+            idx = xp.asarray(cols)
+            return keys[0][idx], keys[1][idx]
+
+        self.ind = None
+        if self.ind_cols.size:
+            k = sub(self.ind_cols)
+            self.ind = [DeviceSketches([wss[r].sketches[i] for r in self.ind_cols], k, be) for i in range(M)]
+        self.jkeys = None
+        if self.joint_cols.size:
+            offs = {tuple(wss[r].joint.offsets) for r in self.joint_cols}
+            check(len(offs) == 1, "perm-k trajectories of one batch must share the block sizes")
+            pk = wss[self.joint_cols[0]].joint
+            self.jkeys = sub(self.joint_cols)
+            self.lo = xp.asarray(pk.offsets[:-1])[:, None, None]
+            self.hi = xp.asarray(pk.offsets[1:])[:, None, None]
+            self.scale = xp.asarray(d / pk.q.astype(np.float64))[:, None, None]
+        self.ind_idx = xp.asarray(self.ind_cols)
+        self.joint_idx = xp.asarray(self.joint_cols)
+
+    def _joint(self, t):
+        xp = self.xp
+        U = uniforms(xp, self.jkeys, t, 4, self.d)                    # (d, Rj)
+        ranks = xp.argsort(xp.argsort(U, axis=0), axis=0)[None]       # (1, d, Rj)
+        return xp.where((ranks >= self.lo) & (ranks < self.hi), self.scale, 0.0)
+
+    def _independent(self, t):
+        return self.xp.stack([self.ind[i].draw(t, stream=4 * (i + 1)) for i in range(self.M)])
+
+    def draw(self, t):
+        """(M, d, R) diagonals of step t."""
+        if self.jkeys is None:
+            return self._independent(t)
+        if self.ind is None:
+            return self._joint(t)
+        S = self.xp.empty((self.M, self.d, self.R))
+        S[:, :, self.ind_idx] = self._independent(t)
+        S[:, :, self.joint_idx] = self._joint(t)
+        return S
+
+
 def distributed_device(obj, partition, sketches, steps, seeds, iters, x0=None, v=None, *, log_every=1,
                        metrics_fn=None, progress=None, backend="cuda", dtype=np.float64, memory=None):
     """Algorithm 2 (Distributed Double Sketched GD) on a device backend.
 
     x_{t+1} = x_t − γ (1/M) Σ_i S_{i,t} ∇f_i(v + S_{i,t}(x_t − v)),  f_i = (M/n) Σ_{j∈P_i} φ_j + r
-    (mast-theory §4; as :func:`mast_cli.algorithms.distributed_dsgd`).  Every worker draws
-    its sketch independently from the trajectory's sketch distribution, worker i from
-    Philox stream σ = 4(i + 1).  The workers' margins come from one product with the
-    block-diagonal B = blockdiag(Ab_{P_1}, …, Ab_{P_M}) (n × M·d), as on the CPU.
+    (mast-theory §4; as :func:`mast_cli.algorithms.distributed_dsgd`).  Worker sketches as
+    :class:`_WorkerDraws`: independent (possibly heterogeneous) D_i, worker i on Philox
+    stream σ = 4(i + 1), or one shared Perm-K permutation.  The workers' margins come from
+    one product with the block-diagonal B = blockdiag(Ab_{P_1}, …, Ab_{P_M}) (n × M·d), as
+    on the CPU (the fused kernel when forced with ``MAST_DEVICE_KERNEL=fused`` or when its
+    M·d accumulator fits 48 KB).
 
     Parameters
     ----------
     partition : list of M int arrays
         The workers' rows (shared by all trajectories).
-    sketches : list of Sketch, length R
-        Each trajectory's distribution, used independently by every worker.
+    sketches : list, length R, of Sketch or WorkerSketches
+        Each trajectory's joint law of (S_1, …, S_M): a plain sketch is used
+        independently by every worker.
     Other parameters as :func:`dsgd_device`.
 
     Returns
     -------
     History
+
+    Raises
+    ------
+    MastError
+        Worker sketches for another M; perm-k trajectories with different block sizes in one
+        call; a sketch family the device does not draw.
     """
     import scipy.sparse as sp
 
@@ -298,12 +374,12 @@ def distributed_device(obj, partition, sketches, steps, seeds, iters, x0=None, v
     scale = M / n
 
     def run(a, b):
-        draws = DeviceSketches(sketches[a:b], seed_keys(xp, seeds[a:b]), be)
+        draws = _WorkerDraws(sketches[a:b], seed_keys(xp, seeds[a:b]), be, M, d)
         Vc = xp.asarray(V[:, a:b])
         Rc = b - a
 
         def step(t, X, ga):
-            S = xp.stack([draws.draw(t, stream=4 * (i + 1)) for i in range(M)])      # (M, d, Rc)
+            S = draws.draw(t)                                                        # (M, d, Rc)
             Y = Vc[None] + S * (X - Vc)[None]
             if fused is not None:
                 G = fused(Y.reshape(M * d, Rc))
@@ -327,18 +403,21 @@ def vr_memory(obj, dtype=np.float64):
 
 
 def l_svrdsg_device(obj, pool, steps, seeds, iters, ref_prob, x0=None, v=None, *, pool_weights=None,
-                    log_every=1, metrics_fn=None, progress=None, backend="cuda", dtype=np.float64,
-                    memory=None):
-    """Algorithm 3 (L-SVRDSG) with the exact reference (b = N) on a device backend.
+                    ref_batch=None, log_every=1, metrics_fn=None, progress=None, backend="cuda",
+                    dtype=np.float64, memory=None):
+    """Algorithm 3 (L-SVRDSG) on a device backend.
 
-    As :func:`mast_cli.algorithms.l_svrdsg` with ``ref_batch = N`` (mast-theory §4, §5):
+    As :func:`mast_cli.algorithms.l_svrdsg` (mast-theory §4, §5):
 
-        j_t ~ q,  g_t = ∇f_{S_j}(x_t) − ∇f_{S_j}(w_t) + ∇f_pool(w_t),  x_{t+1} = x_t − γ g_t,
-        with probability p: w_{t+1} = x_t (and ∇f_pool(w_{t+1}) recomputed).
+        j_t ~ q,  g_t = ∇f_{S_j}(x_t) − ∇f_{S_j}(w_t) + G_t,  x_{t+1} = x_t − γ g_t,
+        with probability p: w_{t+1} = x_t and G_{t+1} = (1/b) Σ_{j∈J} ∇f_{S_j}(x_t),
 
-    j_t comes from Philox stream 0 (inverse CDF of q), the coin from stream 2.  The
-    reference gradients of the trajectories whose coin fired are recomputed together,
-    one pooled sketch at a time (memory: (n, fired) margins).
+    J ⊂ [N] of size b drawn without replacement (b = N: J = [N] with the weights q, the
+    exact ∇f_pool, no draw).  j_t comes from Philox stream 0 (inverse CDF of q), the coin
+    from stream 2, J (b < N) as the b smallest of N uniforms of stream 3 (counter 0 for
+    J_0, t + 1 for the refresh after step t).  The reference gradients of the trajectories
+    whose coin fired are recomputed together, one pooled sketch at a time (memory: (n,
+    fired) margins).
 
     Parameters
     ----------
@@ -347,9 +426,16 @@ def l_svrdsg_device(obj, pool, steps, seeds, iters, ref_prob, x0=None, v=None, *
     ref_prob : float
         p ∈ (0, 1].
     pool_weights : ndarray (N,), optional
+    ref_batch : int, optional
+        b ∈ [1, N] (default N); b < N needs a uniform pool.
     Other parameters as :func:`dsgd_device`.
+
+    Raises
+    ------
+    MastError
+        Bad pool shape, p or b, or b < N with non-uniform weights.
     """
-    from ..core.philox import STREAM_COIN
+    from ..core.philox import STREAM_BATCH, STREAM_COIN
     from ..core.pool import EmpiricalSketch
 
     dobj, be, R, V, X0, gam, seeds = _prepare(obj, backend, dtype, len(seeds), steps, seeds, x0, v)
@@ -358,34 +444,60 @@ def l_svrdsg_device(obj, pool, steps, seeds, iters, ref_prob, x0=None, v=None, *
     check(pool.ndim == 2 and pool.shape[1] == dobj.d, f"pool must be (N, {dobj.d}), got shape {pool.shape}")
     p = float(ref_prob)
     check(0 < p <= 1, f"ref_prob p={p:g} must be in (0, 1]")
+    N = pool.shape[0]
+    b = N if ref_batch is None else ref_batch
+    check(not isinstance(b, bool) and float(b).is_integer() and 1 <= b <= N,
+          f"ref_batch b={b} must be an integer in [1, N={N}] (pool size)")
+    b = int(b)
     emp = EmpiricalSketch(pool, pool_weights)
+    check(b == N or np.all(emp.weights == emp.weights[0]),
+          f"ref_batch b={b} < N={N} needs a uniform pool (non-uniform pool weights given)")
     fixed, per = vr_memory(dobj.obj, dobj.dtype)
     chunks = plan_chunks(R, per, fixed, memory if memory is not None else be.free_memory())
     points = log_iterations(iters, log_every)
     bar = _Progress(progress, R)
 
-    N = pool.shape[0]
-    pool_nnz = float(np.count_nonzero(pool))           # coordinates of the N pooled sparse models
+    pool_nnz = np.count_nonzero(pool, axis=1).astype(np.float64)      # coordinates of each pooled model
+    ref_nnz = float(pool_nnz.sum()) if b == N else None
 
-    def run(a, b):
-        keys = seed_keys(xp, seeds[a:b])
-        draws = DeviceSketches([emp] * (b - a), keys, be)
-        Vc = xp.asarray(V[:, a:b])
+    def run(a, c):
+        keys = seed_keys(xp, seeds[a:c])
+        draws = DeviceSketches([emp] * (c - a), keys, be)
+        Vc = xp.asarray(V[:, a:c])
         Sd = xp.asarray(pool)
+        nnz_d = xp.asarray(pool_nnz)
         state = {}
 
-        def pool_grad(Xs, Vs):
-            # ∇f_pool with per-column shifts: f(v + s(x − v)) = f(s x + (1 − s) v)
+        def batch_weights(cols, counter):
+            """(N, len(cols)) weights of the reference batch J of these trajectories."""
+            if b == N:
+                return None
+            sub = (keys[0][cols], keys[1][cols])
+            U = uniforms(xp, sub, counter, STREAM_BATCH, N)                   # (N, k)
+            kth = xp.partition(U, b - 1, axis=0)[b - 1]
+            return (U <= kth[None, :]) / float(b)
+
+        def pool_grad(Xs, Vs, Wt):
+            # (1/b) Σ_{j∈J} s_j ∇f(v + s_j(x − v)) per column (Wt None: Σ_j q_j …, exact)
             G = xp.zeros_like(Xs)
-            for j in range(pool.shape[0]):
+            for j in range(N):
                 s = Sd[j][:, None]
-                G += float(emp.weights[j]) * (s * dobj.grad(Vs + s * (Xs - Vs)))
+                w = float(emp.weights[j]) if Wt is None else Wt[j][None, :]
+                G += w * (s * dobj.grad(Vs + s * (Xs - Vs)))
             return G
+
+        def ref_cost(Wt):
+            if Wt is None:
+                return float(N), ref_nnz
+            sel = Wt > 0
+            return float(b), (sel * nnz_d[:, None]).sum(axis=0)      # (k,) for the k fired
 
         def step(t, X, ga):
             if not state:
+                allc = xp.arange(X.shape[1])
+                Wt0 = batch_weights(allc, 0)
                 state["W"] = X.copy()
-                state["G"] = pool_grad(X, Vc)
+                state["G"] = pool_grad(X, Vc, Wt0)
             W, G = state["W"], state["G"]
             S = draws.draw(t)
             Y = xp.concatenate([Vc + S * (X - Vc), Vc + S * (W - Vc)], axis=1)
@@ -394,18 +506,32 @@ def l_svrdsg_device(obj, pool, steps, seeds, iters, ref_prob, x0=None, v=None, *
             g = S * H[:, :Rc] - S * H[:, Rc:] + G
             fire = uniforms(xp, keys, t, STREAM_COIN, 1)[0] < p
             idx = xp.flatnonzero(fire)
-            if int(idx.size):
-                W[:, idx] = X[:, idx]
-                G[:, idx] = pool_grad(X[:, idx], Vc[:, idx])
-            # cost: ∇f_S at x_t and w_t, plus the N pooled gradients of a recomputed reference
             fired = fire.astype(np.float64)
-            return X - ga * g, (2.0 + N * fired, 2.0 * (S != 0).sum(axis=0) + pool_nnz * fired)
+            ref_e, ref_c = 0.0, 0.0
+            if int(idx.size):
+                Wt = batch_weights(idx, t + 1)
+                W[:, idx] = X[:, idx]
+                G[:, idx] = pool_grad(X[:, idx], Vc[:, idx], Wt)
+                e, cc = ref_cost(Wt)
+                ref_e = e * fired
+                if Wt is None:
+                    ref_c = cc * fired
+                else:
+                    ref_c = xp.zeros(Rc)
+                    ref_c[idx] = cc
+            # cost: ∇f_S at x_t and w_t, plus the b pooled gradients of a recomputed reference
+            return X - ga * g, (2.0 + ref_e, 2.0 * (S != 0).sum(axis=0) + ref_c)
 
-        mf = (lambda X: metrics_fn(X, slice(a, b))) if metrics_fn else None
-        return device_loop(be, step, X0[:, a:b], gam[a:b], iters, log_every, mf, lambda: bar.step(b - a),
-                           cost0=(float(N), pool_nnz))
+        if b == N:
+            cost0 = (float(N), ref_nnz)
+        else:          # J_0's cost per trajectory (the same draw as the first step's state)
+            W0 = batch_weights(xp.arange(c - a), 0)
+            cost0 = (float(b), (W0 > 0).T.astype(np.float64) @ nnz_d)
+        mf = (lambda X: metrics_fn(X, slice(a, c))) if metrics_fn else None
+        return device_loop(be, step, X0[:, a:c], gam[a:c], iters, log_every, mf, lambda: bar.step(c - a),
+                           cost0=cost0)
 
-    return _assemble([run(a, b) for a, b in chunks], points, chunks)
+    return _assemble([run(a, c) for a, c in chunks], points, chunks)
 
 
 def device_agreement(obj, backend, sketch, seeds=32, iters=60, step=None, exact_seeds=4, z_max=4.0):

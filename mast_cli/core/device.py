@@ -141,6 +141,14 @@ class DeviceObjective:
             G = G.astype(np.float64)
         return val, G / self.n + self.penalty.grad(X)
 
+    def loss_mean(self, z):
+        """(1/n) Σ_i log(1 + exp(−z_i)) per column of margins z (n, R): (R,), float64."""
+        return self._col_mean(self._loss(z)).astype(np.float64)
+
+    def penalty_value(self, X):
+        """r at each column of X (d, R): (R,)."""
+        return self._pen_value(X)
+
     def col_sum(self, M):
         """Column sums of a (k, R) device array: (R,)."""
         return self._col_sum(M)

@@ -37,7 +37,7 @@ from .budget import check_run_counts, check_run_memory
 from ..shifts import resolve_shift
 from . import alg1, alg23
 from .config import RunConfig, is_number, parse_step, sketch_names
-from .device import check_run_device, run_dsgd_device
+from .device import check_run_device, run_device
 from .problem import load_problem
 from .trajectories import history_frame, level_representatives, make_metrics
 from .units import compute_missing, write_metadata, write_table
@@ -178,7 +178,7 @@ def compute_run_unit(spec, progress=None):
     R = len(unit)
     step_cb = None if progress is None else (lambda k: progress(k * R))
     if cfg.device != "cpu":
-        hist = run_dsgd_device(problem, cfg, unit, v, eval_sets, step_cb)
+        hist = run_device(problem, cfg, unit, v, eval_sets, step_cb)
     else:
         metrics_fn = make_metrics(problem, v, eval_sets)
         hist = ALGORITHMS[cfg.algorithm].run(problem, cfg, unit, v, metrics_fn, step_cb)
