@@ -1,7 +1,9 @@
 """Figures drawn from results folders alone (CSV + metadata.json; nothing is recomputed).
 
-Each figure is written as PDF and PNG together with a CSV of the plotted numbers.
-Matplotlib runs on the Agg backend (no display needed).
+Each figure is written as PDF and PNG together with a CSV of the plotted numbers.  The PNG
+carries what the figure shows as text metadata (``mast-axes``: number of data axes,
+``mast-legend``: legend labels, ``mast-title``), so tests can check a figure without image
+processing.  Matplotlib runs on the Agg backend (no display needed).
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ import numpy as np
 
 from .io.errors import MastError
 
-__all__ = ["plot_results", "plot_convergence", "PLOTTERS", "save_figure"]
+__all__ = ["plot_results", "plot_convergence", "PLOTTERS", "save_figure", "wrap_label", "figure_info"]
 
 METRIC_LABELS = {
-    "erm_loss": ("f(x^t) − f^inf", True),
-    "mast_loss": ("f_D(x^t) − f_D^inf (fixed evaluation sketches)", True),
-    "grad_norm_sq": ("‖∇f(x^t)‖²", True),
-    "dist_sq": ("‖x^t − x*_ERM‖²", True),
-    "dist_sq_mast": ("‖x^t − x*_pool‖²", True),
+    "erm_loss": (r"$f(x^t) - f^{\inf}$", True),
+    "mast_loss": (r"$f_{\mathcal{D}}(x^t) - f_{\mathcal{D}}^{\inf}$ (on fixed evaluation sketches)", True),
+    "grad_norm_sq": (r"$\|\nabla f(x^t)\|^2$", True),
+    "dist_sq": (r"$\|x^t - x^\star_{\mathrm{ERM}}\|^2$", True),
+    "dist_sq_mast": (r"$\|x^t - x^\star_{\mathrm{pool}}\|^2$", True),
     "test_accuracy": ("test accuracy", False),
 }
 
@@ -28,15 +30,28 @@ METRIC_LABELS = {
 PLOTTERS = {}
 
 #: short x labels for panels side by side
-X_SHORT = {"iteration": "iteration t", "epochs": "epochs", "coords": "Σ_t nnz(S_t)", "time": "step time (s)"}
+X_SHORT = {"iteration": "iteration $t$", "epochs": "epochs", "coords": r"$\Sigma_t\,\mathrm{nnz}(S_t)$",
+           "time": "step time (s)"}
 
 #: x axes of the convergence figures: column of trajectories.csv -> axis label (issue 17)
 X_AXES = {
-    "iteration": "iteration t",
+    "iteration": "iteration $t$",
     "epochs": "passes over the data (epochs; workers counted)",
-    "coords": "coordinates of sparse models computed, Σ_t nnz(S_t)",
+    "coords": r"coordinates of sparse models computed, $\Sigma_t\,\mathrm{nnz}(S_t)$",
     "time": "wall time of the steps (s; metric evaluation excluded)",
 }
+
+#: algorithm column -> how figure titles name it
+ALGORITHM_NAMES = {"dsgd": "Algorithm 1 (I)", "dsgd-minibatch": "Algorithm 1 (II), minibatches",
+                   "distributed": "Algorithm 2 (distributed)", "vr": "Algorithm 3 (variance reduced)"}
+
+#: sketch family -> (mathtext symbol of its level parameter, integer-valued)
+SKETCH_PARAMS = {"bernoulli": ("p", False), "dropout-unscaled": ("p", False), "rand-k": ("K", True),
+                 "perm-k": ("M", True), "gaussian": (r"\sigma", False)}
+
+#: columns that can be swept in a run, in legend order (the step by its rule, not its value:
+#: a theory step differs per sketch level without being a second swept parameter)
+SWEPT = ("sketch", "sparsity", "step_label", "batch_size", "workers", "ref_batch")
 
 
 def _pyplot():
@@ -48,8 +63,62 @@ def _pyplot():
     return plt
 
 
+def wrap_label(text, width, at_paren=False):
+    """``text`` broken at spaces into lines of at most ``width`` characters (a longer word keeps
+    its own line), never inside a ``$…$`` mathtext span; with ``at_paren`` a too long text first
+    breaks before its first parenthesis (axis labels: the quantity, then its qualification)."""
+    head, sep, tail = str(text).partition(" (")
+    if at_paren and sep and _shown_len(str(text)) > width:
+        return wrap_label(head, width) + "\n" + wrap_label("(" + tail, width)
+    words, inside = [], False
+    for tok in str(text).split(" "):
+        if inside:
+            words[-1] += " " + tok
+        else:
+            words.append(tok)
+        if tok.count("$") % 2:
+            inside = not inside
+    lines, cur = [], ""
+    for w in words:
+        if cur and _shown_len(cur) + 1 + _shown_len(w) > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}" if cur else w
+    return "\n".join(lines + [cur])
+
+
+def _shown_len(text):
+    """Approximate printed width of ``text`` in characters (a mathtext command is one glyph)."""
+    import re
+
+    return len(re.sub(r"[${}^_]", "", re.sub(r"\\[a-zA-Z]+", "x", text)))
+
+
+def figure_info(fig):
+    """What a figure shows, as the PNG text metadata :func:`save_figure` writes.
+
+    Returns
+    -------
+    dict of str -> str
+        ``mast-axes`` (number of visible data axes; colour bars excluded), ``mast-legend`` (JSON
+        list of legend labels, figure and axes legends), ``mast-title`` (the figure's title, else
+        the first axes' title) and ``mast-ylabels`` (JSON list, one per data axes).
+    """
+    axes = [a for a in fig.axes if a.get_visible() and a.get_label() != "<colorbar>"]
+    legends = list(fig.legends) + [a.get_legend() for a in axes if a.get_legend() is not None]
+    labels = [t.get_text() for leg in legends for t in leg.get_texts()]
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else (
+        axes[0].get_title() if axes else "")
+    return {"mast-axes": str(len(axes)), "mast-legend": json.dumps(labels, ensure_ascii=False),
+            "mast-title": title, "mast-ylabels": json.dumps([a.get_ylabel() for a in axes], ensure_ascii=False)}
+
+
 def save_figure(fig, out, stem, table=None):
-    """Write ``stem``.pdf/.png (and ``stem``.csv of the plotted numbers) into ``out``."""
+    """Write ``stem``.pdf/.png (and ``stem``.csv of the plotted numbers) into ``out``.
+
+    The PNG carries :func:`figure_info` as text metadata.
+    """
     from .io.outputs import CSV_FLOAT_FORMAT
     from .io.store import atomic_write_text, public_mode
 
@@ -62,13 +131,14 @@ def save_figure(fig, out, stem, table=None):
     import os
     import tempfile
 
+    info = figure_info(fig)
     for ext in ("pdf", "png"):
         path = out / f"{stem}.{ext}"
         fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp.{ext}", dir=out)
         os.close(fd)
         try:
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
-                        metadata={"CreationDate": None} if ext == "pdf" else None)
+                        metadata={"CreationDate": None} if ext == "pdf" else info)
             public_mode(tmp)
             os.replace(tmp, path)
         finally:
@@ -96,36 +166,68 @@ def _optimum(metric, meta):
     return 0.0
 
 
-def _curve_label(key, cols):
+def _step_text(label, gamma=None):
+    """The rule of a step size: ``theory step γ = 0.52``, ``4× theory step γ = 2.1``, ``γ = 0.05``
+    (without ``gamma``: the rule alone)."""
+    label = str(label)
+    g = "" if gamma is None else f" $\\gamma = {gamma:.3g}$"
+    if label == "theory":
+        return f"theory step{g}"
+    if label.endswith("x"):
+        return f"{label[:-1]}× theory step{g}"
+    return f"$\\gamma = {float(label):.3g}$" if gamma is None else g.strip()
+
+
+def _level_text(sketch, sparsity, param):
+    """A sketch level by its rule: ``p = 0.9 (sparsity 10%)``, ``K = 62 (sparsity 50%)``."""
+    sym, integer = SKETCH_PARAMS.get(str(sketch), (None, False))
+    if sym is None or not np.isfinite(param):
+        return f"sparsity {sparsity:.0%}"
+    val = f"{int(round(param))}" if integer else f"{param:.3g}"
+    return f"${sym} = {val}$ (sparsity {sparsity:.0%})"
+
+
+def _curve_label(row, cols, n=None, gamma=True):
+    """Legend text of one curve: the values of the swept columns ``cols``, each named by its rule
+    (``gamma=False``: a step rule without its value, which differs between panels)."""
     parts = []
-    for c, v in zip(cols, key):
-        if c == "sparsity":
-            parts.append(f"sparsity {v:.0%}")
-        elif c == "step_size":
-            parts.append(f"γ={v:.3g}")
-        elif c == "batch_size" and v >= 0:
-            parts.append(f"τ={int(v)}")
-        elif c == "workers":
-            parts.append(f"M={int(v)}")
-        elif c == "ref_batch":
-            parts.append(f"b={int(v)}")
-        elif c == "sketch":
+    for c in cols:
+        v = row[c]
+        if c == "sketch":
             parts.append(str(v))
+        elif c == "sparsity":
+            parts.append(_level_text(row["sketch"], v, row.get("param", np.nan)))
+        elif c == "step_label":
+            parts.append(_step_text(v, row["step_size"] if gamma else None))
+        elif c == "batch_size" and v >= 0:
+            parts.append(r"$\tau = n$" if n is not None and int(v) == int(n) else f"$\\tau = {int(v)}$")
+        elif c == "workers":
+            parts.append(f"$M = {int(v)}$")
+        elif c == "ref_batch":
+            parts.append(f"$b = {int(v)}$")
     return ", ".join(parts)
 
 
 def plot_convergence(folder, metric="erm_loss", out="plots", name=None, x="iteration"):
     """Metric (minus its optimum) vs iteration (or a cost): median over seeds and a 10–90% band.
 
-    One colour per sparsity level (and step size / batch size where swept); a log
-    y-axis for losses and distances.  Writes PDF, PNG and the plotted numbers (CSV).
-    With a step-size × sparsity grid it also draws the final-value heatmap.
+    A sweep of one parameter is one axes with one colour per value; a sparsity sweep crossed
+    with another swept parameter gets one panel per sparsity level.  Legends name each value
+    by its rule (``p = 0.9 (sparsity 10%)``, ``theory step γ = …``); the title carries the
+    dataset, algorithm, sketch, λ and number of seeds.  A log y-axis for losses and distances.
+    Writes PDF, PNG and the plotted numbers (CSV).  With a step-size × sparsity grid it also
+    draws the final-value heatmap.
 
     ``x`` is a column of :data:`X_AXES` (``iteration``, ``epochs``, ``coords``, ``time``)
     or a list of them: the first gives the figure ``name``, each further one a figure
     ``name-<x>`` (e.g. a coordinates figure beside the iteration one); without ``name``
     a cost axis adds ``-<x>`` to the default name.  A cost axis plots
     each curve against the median cost over seeds at each logged iteration.
+
+    Raises
+    ------
+    MastError
+        Unknown x axis or metric, no trajectories, or every trajectory diverged.
     """
     import warnings
 
@@ -147,20 +249,35 @@ def plot_convergence(folder, metric="erm_loss", out="plots", name=None, x="itera
 def _metric_frame(folder, metric, x):
     """Read ``trajectories.csv`` of ``folder``: the frame with ``value`` = metric − optimum.
 
-    Returns ``(df, meta, label, logy, opt)``; raises MastError when the metric or the x column
-    is missing.
+    Returns ``(df, meta, label, logy, opt, note)``; ``note`` says why points were left out
+    (accuracy at x⁰ = 0) or is empty.  Raises MastError when the file has no rows, the metric or
+    the x column is missing, or every trajectory diverged.
     """
     import pandas as pd
 
     df = pd.read_csv(folder / "trajectories.csv")
+    if df.empty:
+        raise MastError(f"{folder}/trajectories.csv holds no trajectories: nothing to plot")
     if "sparsity" in df.columns:   # 1 − 0.7 and a variance-matched 0.3 are one level
         df["sparsity"] = df["sparsity"].round(10)
+    if "step_label" in df.columns:
+        df["step_label"] = df["step_label"].astype(str)
     if metric not in df.columns or df[metric].isna().all():
         have = [c for c in METRIC_LABELS if c in df.columns and not df[c].isna().all()]
         raise MastError(f"metric '{metric}' is not in {folder}/trajectories.csv; available: {', '.join(have)}")
     if x not in df.columns:
         raise MastError(f"--x {x}: {folder}/trajectories.csv has no '{x}' column (written by a mast "
                         f"that did not record it; rerun the experiment)")
+    if "status" in df.columns and (df["status"] == "diverged").all():
+        first = int(df["diverged_at"].min()) if "diverged_at" in df.columns else -1
+        raise MastError(f"every trajectory in {folder} diverged (the first at t = {first}): nothing to "
+                        "plot; rerun with a smaller --step")
+    note = ""
+    start = df[df.iteration == 0][metric]
+    if metric == "test_accuracy" and len(start) and (start == 0).all() and (df.iteration > 0).any():
+        # x⁰ = v = 0 gives every test point a zero margin, counted as an error
+        df = df[df.iteration > 0]
+        note = "accuracy from the first logged t > 0 (x⁰ = 0: every margin is 0)"
     meta = _read_meta(folder)
     label, logy = METRIC_LABELS.get(metric, (metric, True))
     opt = _optimum(metric, meta)
@@ -174,27 +291,34 @@ def _metric_frame(folder, metric, x):
     else:
         df = df.assign(value=df[metric] - opt)
         if metric == "mast_loss":
-            label = "MAST loss estimate − f^inf (its own minimum is not known for this run)"
-    return df, meta, label, logy, opt
+            label = r"MAST loss estimate $- f^{\inf}$ (its own minimum is not known for this run)"
+    return df, meta, label, logy, opt, note
 
 
 def _curve_stats(df, x):
     """Median and 10–90% quantiles of ``value`` per curve and iteration (plus the x cost).
 
-    Returns ``(group_cols, stats, logx)``: the swept columns, the quantile table and whether the
-    cost axis is drawn on a log scale (total costs differing by more than 20×).
+    Returns ``(group_cols, stats, logx)``: the swept columns (:data:`SWEPT`), the quantile
+    table (with each curve's sketch, sparsity, param, step rule and step size, and whether
+    all its seeds diverged) and whether the cost axis is drawn on a log scale (total costs
+    differing by more than 20×).
     """
-    group_cols = [c for c in ("sketch", "sparsity", "step_size", "batch_size", "workers", "ref_batch")
-                  if c in df.columns and df[c].nunique() > 1]
-    if not group_cols:
-        group_cols = ["sketch"]
+    group_cols = [c for c in SWEPT if c in df.columns and df[c].nunique() > 1] or ["sketch"]
     grouped = df.groupby(group_cols + ["iteration"])
     stats = (grouped["value"]
              .quantile([0.1, 0.5, 0.9]).unstack().reset_index()
              .rename(columns={0.1: "q10", 0.5: "median", 0.9: "q90"}))
+    per_curve = {c: (c, "first") for c in ("sketch", "sparsity", "param", "step_label", "step_size")
+                 if c in df.columns and c not in group_cols}
+    if "status" in df.columns:
+        per_curve["diverged"] = ("status", lambda s: bool((s == "diverged").all()))
+    if per_curve:
+        info = df.groupby(group_cols).agg(**per_curve).reset_index()
+        stats = stats.merge(info, on=group_cols, how="left")
     logx = False
     if x != "iteration":            # the cost at each logged iteration: median over seeds
-        stats[x] = grouped[x].median().to_numpy()
+        cost = grouped[x].median().rename(x).reset_index()
+        stats = stats.merge(cost, on=group_cols + ["iteration"], how="left")
         # curves whose total costs differ by orders of magnitude (Fig. 5: τ = 1 vs τ = n)
         # share a log x axis, which drops the cost-0 start point
         finals = stats.groupby(group_cols)[x].max()
@@ -204,9 +328,48 @@ def _curve_stats(df, x):
     return group_cols, stats, logx
 
 
+def _title(meta, df, folder, extra=""):
+    """Dataset, algorithm, sketch, λ and number of seeds of a run (one or two lines)."""
+    cfg = meta.get("config", {})
+    alg = str(df["algorithm"].iloc[0]) if "algorithm" in df.columns else cfg.get("algorithm", "")
+    sketches = sorted(df["sketch"].astype(str).unique()) if "sketch" in df.columns else []
+    ds = meta.get("dataset", {}).get("name", folder.name)
+    lam = cfg.get("lam")
+    seeds = int(df["seed"].nunique()) if "seed" in df.columns else 0
+    parts = [f"{ALGORITHM_NAMES.get(alg, alg)} on {ds}",
+             f"{' and '.join(sketches)} sketch{'es' if len(sketches) > 1 else ''}"]
+    plist = cfg.get("p")
+    if alg == "distributed" and isinstance(plist, list) and len(plist) > 1 and not cfg.get("sparsity"):
+        parts[-1] += f" ($p_i$ = {', '.join(f'{v:g}' for v in plist)} per worker)"
+    elif len(sketches) == 1 and "sparsity" in df.columns and df["sparsity"].nunique() == 1:
+        parts[-1] += " " + _level_text(sketches[0], float(df["sparsity"].iloc[0]),
+                                       float(df["param"].iloc[0]) if "param" in df.columns else np.nan)
+    if alg == "distributed" and "workers" in df.columns and df["workers"].nunique() == 1:
+        parts.append(f"$M = {int(df['workers'].iloc[0])}$ workers")
+    if alg == "distributed" and cfg.get("split") not in (None, "random"):
+        parts.append(f"{cfg['split']} rows")
+    if lam is not None:
+        parts.append(f"$\\lambda = {float(lam):g}$")
+    parts.append(f"{seeds} seed{'s' if seeds != 1 else ''}")
+    if extra:
+        parts.append(extra)
+    band = "median over seeds, shaded: 10–90% of seeds" if seeds > 1 else "one seed (no band)"
+    return ", ".join(parts) + "\n" + band
+
+
+def _step_info(stats, curve_cols, where):
+    """Step text shared by the curves of ``where`` (a boolean mask of stats), or ''."""
+    if "step_label" in curve_cols or "step_size" not in stats.columns:
+        return ""
+    sub = stats[where] if where is not None else stats
+    if sub["step_size"].nunique() != 1:
+        return ""
+    return _step_text(sub["step_label"].iloc[0], float(sub["step_size"].iloc[0]))
+
+
 def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, suffix=""):
     folder = Path(folder)
-    df, meta, label, logy, opt = _metric_frame(folder, metric, x)
+    df, meta, label, logy, opt, note = _metric_frame(folder, metric, x)
     group_cols, stats, logx = _curve_stats(df, x)
     plt = _pyplot()
     # a sparsity sweep crossed with another swept parameter (Fig. 2: step sizes) gets one
@@ -216,56 +379,102 @@ def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, su
     panels = sorted(stats[facet].unique()) if facet else [None]
     ncols = min(len(panels), 5)
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 if ncols == 1 else 3.0 * ncols + 0.6,
-                                                    4.2 if nrows == 1 else 2.9 * nrows + 0.9),
+    height = 4.4 if nrows == 1 else 2.9 * nrows + 1.1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 if ncols == 1 else 3.0 * ncols + 0.6, height),
                              sharex=True, sharey=True, squeeze=False)
-    keys = sorted(stats[curve_cols].drop_duplicates().itertuples(index=False, name=None))
-    cmap = plt.get_cmap("viridis", max(len(keys), 2))
-    colours = {k: cmap(i / max(len(keys) - 1, 1)) for i, k in enumerate(keys)}
+    n = meta.get("dataset", {}).get("n")
+    shared_step = _step_info(stats, curve_cols, None)
+    keys = _curve_order(stats, curve_cols)
+    # a step rule whose γ differs between panels (theory step per level) is named without γ
+    gamma = not facet or "step_label" not in curve_cols or stats.groupby("step_label")["step_size"].nunique().max() == 1
+    cmap = plt.get_cmap("viridis")
+    colours = {k: cmap(0.78 * i / max(len(keys) - 1, 1)) for i, k in enumerate(keys)}   # no pale yellow
     floor = 1e-16 * max(1.0, abs(opt))
+    stats["label"] = ""
     for ax, level in zip(axes.flat, panels):
-        sub = stats if facet is None else stats[stats[facet] == level]
+        in_panel = np.ones(len(stats), bool) if facet is None else (stats[facet] == level).to_numpy()
+        sub = stats[in_panel]
         groups = {(k if isinstance(k, tuple) else (k,)): g for k, g in sub.groupby(curve_cols, sort=True)}
         for key in [k for k in keys if k in groups]:        # legend order: by value (steps by γ)
             g = groups[key]
+            text = _curve_label(g.iloc[0], curve_cols, n, gamma)
+            if not facet and not shared_step:
+                text = ", ".join(t for t in (text, _step_info(g, curve_cols, None)) if t)
+            dead = "diverged" in g.columns and bool(g["diverged"].all())
+            if dead:
+                text += " (diverged)"
+            stats.loc[g.index, "label"] = text
             y, lo, hi = g["median"].to_numpy(), g["q10"].to_numpy(), g["q90"].to_numpy()
             if logy:   # capped at 1e100: a diverging run's last logged values can reach 1e300,
                 # where matplotlib's log-axis ticks overflow (the run is marked diverged anyway)
                 y, lo, hi = (np.clip(a, floor, 1e100) for a in (y, lo, hi))
-            ax.plot(g[x], y, color=colours[key], label=_curve_label(key, curve_cols))
-            ax.fill_between(g[x], lo, hi, color=colours[key], alpha=0.2, linewidth=0)
+            ax.plot(g[x], y, color=colours[key], lw=1.6, ls="--" if dead else "-", label=text)
+            ax.fill_between(g[x], lo, hi, color=colours[key], alpha=0.25, linewidth=0)
         if logy:
             ax.set_yscale("log")
         if logx:
             ax.set_xscale("log")
         ax.grid(True, which="both", alpha=0.3)
         if facet:
-            ax.set_title(_curve_label((level,), [facet]), fontsize=9)
+            lvl = sub.iloc[0]
+            step = "" if shared_step else _step_info(stats, curve_cols, in_panel)
+            if not gamma:       # the γ of each step rule in this panel
+                rules = sub.drop_duplicates("step_label").sort_values("step_size")
+                step = "; ".join(_step_text(r.step_label, r.step_size) for r in rules.itertuples())
+            where = f"sparsity {level:.0%}" if "sketch" in curve_cols else _level_text(
+                lvl["sketch"], level, lvl.get("param", np.nan))
+            ax.set_title(wrap_label(", ".join(t for t in (where, step) if t), 40), fontsize=8)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax in axes[-1]:             # panels side by side get the short label
         ax.set_xlabel(X_AXES[x] if ncols == 1 else X_SHORT[x])
     for ax in axes[:, 0]:
-        ax.set_ylabel(label if nrows == 1 else label.split(" (")[0])
-    cfg = meta.get("config", {})
-    title = f"{cfg.get('algorithm', '')} on {meta.get('dataset', {}).get('name', folder.name)}"
-    if facet:
-        fig.suptitle(title + " — median over seeds, 10–90% band", fontsize=10)
-        from matplotlib.lines import Line2D
-
-        handles = [Line2D([], [], color=colours[k]) for k in keys]
-        labels = [_curve_label(k, curve_cols) for k in keys]
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8,
-                   frameon=False)
-        fig.tight_layout(rect=(0, 0.05 + 0.03 * ((len(labels) - 1) // 6), 1, 1))
-    else:
-        axes[0, 0].set_title(title + " — median over seeds, 10–90% band", fontsize=9)
-        axes[0, 0].legend(fontsize=7, loc="best")
+        ax.set_ylabel(wrap_label(label, int(height * 9), at_paren=True))
+    title = _title(meta, df, folder, shared_step) + (f"\n{note}" if note else "")
+    _legend(fig, axes, facet, keys, colours, stats, curve_cols, title)
     stem = name or f"{folder.name}-{metric}{suffix}"
     paths = save_figure(fig, out, stem, stats)
     if heatmap and df.step_label.nunique() > 1 and df.sparsity.nunique() > 1:
-        paths += plot_step_grid(df, metric, opt, label, out, f"{stem}-heatmap", title)
+        paths += plot_step_grid(df, metric, opt, label, out, f"{stem}-heatmap", title.split("\n")[0])
     return paths
+
+
+def _curve_order(stats, curve_cols):
+    """The curves' keys (tuples of ``curve_cols`` values) in legend order: by value, step rules
+    by their step size."""
+    rows = stats.drop_duplicates(curve_cols)
+
+    def sort_key(row):
+        return tuple(float(row["step_size"]) if c == "step_label" else row[c] for c in curve_cols)
+
+    return [tuple(r[c] for c in curve_cols) for _, r in sorted(rows.iterrows(), key=lambda t: sort_key(t[1]))]
+
+
+def _legend(fig, axes, facet, keys, colours, stats, curve_cols, title):
+    """One legend per figure (under the panels when faceted), with the 10–90% band named."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    band = Patch(color="grey", alpha=0.25, label="10–90% of seeds")
+    if facet:
+        first, rest = title.split("\n", 1)
+        fig.suptitle(wrap_label(first, 40 * axes.shape[1]) + "\n" + rest, fontsize=10)
+        labels = {}
+        for k in keys:
+            g = stats[(stats[curve_cols].apply(tuple, axis=1) == k)]
+            labels[k] = g["label"].iloc[0] if len(g) else _curve_label(g, curve_cols)
+        handles = [Line2D([], [], color=colours[k], lw=1.6) for k in keys] + [band]
+        texts = [labels[k] for k in keys] + [band.get_label()]
+        ncol = min(len(texts), 4)
+        fig.legend(handles, texts, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(texts) - 1) // ncol), 1, 1))
+    else:
+        ax = axes[0, 0]
+        first, rest = title.split("\n", 1)
+        ax.set_title(wrap_label(first, 95) + "\n" + rest, fontsize=9)
+        handles, texts = ax.get_legend_handles_labels()
+        ax.legend(handles + [band], texts + [band.get_label()], fontsize=7, loc="best")
+        fig.tight_layout()
 
 
 def plot_step_grid(df, metric, opt, label, out, stem, title=""):
@@ -290,7 +499,8 @@ def plot_step_grid(df, metric, opt, label, out, stem, title=""):
         i, j = steps.index(c.step_label), levels.index(c.sparsity)
         grid[i, j] = c.value
         div[i, j] = c.diverged or not np.isfinite(c.value)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(levels), 1.0 + 0.55 * len(steps)))
+    width, height = max(4.8, 1.6 + 0.9 * len(levels)), max(3.4, 1.4 + 0.55 * len(steps))
+    fig, ax = plt.subplots(figsize=(width, height))
     shown = np.where(div, np.nan, grid)
     logv = np.log10(np.maximum(shown, 1e-16)) if np.nanmin(np.abs(shown)) >= 0 else shown
     im = ax.imshow(logv, aspect="auto", cmap="viridis_r", origin="lower")
@@ -305,11 +515,11 @@ def plot_step_grid(df, metric, opt, label, out, stem, title=""):
                 ax.text(j, i, f"{grid[i, j]:.1e}", ha="center", va="center", fontsize=6,
                         color="black" if light else "white")
     ax.set_xticks(range(len(levels)), [f"{s:.0%}" for s in levels])
-    ax.set_yticks(range(len(steps)), steps)
+    ax.set_yticks(range(len(steps)), [f"{t[:-1]}× theory" if t.endswith("x") else t for t in steps])
     ax.set_xlabel("sparsity")
-    ax.set_ylabel("step size γ")
-    fig.colorbar(im, ax=ax, label=f"log10 final {label}")
-    ax.set_title(f"{title}: final value (median over seeds)", fontsize=8)
+    ax.set_ylabel(r"step size $\gamma$")
+    fig.colorbar(im, ax=ax, label=wrap_label(f"log10 of the final {label}", int(height * 9), at_paren=True))
+    ax.set_title(wrap_label(f"{title}: final value (median over seeds)", int(width * 11)), fontsize=8)
     table = cells.assign(metric=metric, optimum=opt)
     return save_figure(fig, out, stem, pd.DataFrame(table))
 
@@ -319,11 +529,17 @@ PLOTTERS["trajectories.csv"] = plot_convergence
 
 #: panels of the pruning figure: MAST selection -> title (those present in pruning.csv are drawn)
 PRUNE_PANELS = {
-    "exact": "MAST: x*_D (minimizer of f_D on a sketch pool)",
+    "exact": r"MAST: $x^\star_{\mathcal{D}}$ (minimizer of $f_{\mathcal{D}}$ on a sketch pool)",
     "last": "MAST: DSGD last iterate",
     "best_masked_val": "MAST: DSGD iterate with best masked validation accuracy",
     "best_val": "MAST: DSGD iterate with best (unmasked) validation accuracy",
 }
+
+
+#: formulation of pruning.csv -> (legend label, box colour); medians are drawn in black
+PRUNE_SERIES = {"erm": ("ERM $x^\\star$", "#e6842a"), "mast": ("MAST", "#1b9e77"),
+                "dropout-scaled": ("dropout, deployed scaled ($p\\,\\tilde{x}$)", "#7570b3"),
+                "dropout-unscaled": ("dropout, deployed unscaled ($\\tilde{x}$)", "#e7298a")}
 
 
 def plot_pruning(folder, metric=None, out="plots", name=None, x=None):
@@ -354,30 +570,32 @@ def plot_pruning(folder, metric=None, out="plots", name=None, x=None):
         mast = df[(df.formulation == "mast") & (df.selection == sel)]
         data_e = [erm[erm.sparsity == s].test_accuracy.to_numpy() for s in levels]
         data_m = [mast[mast.sparsity == s].test_accuracy.to_numpy() for s in levels]
-        series = [("ERM", data_e, "#d95f02", erm), ("MAST", data_m, "#1b9e77", mast)]
-        drop = df[(df.formulation == "dropout-scaled") & (df.selection == sel)]
-        if len(drop):
-            series.append(("Dropout", [drop[drop.sparsity == s].test_accuracy.to_numpy() for s in levels],
-                           "#7570b3", drop))
-        width = 3.0 if len(series) == 2 else 4.0
+        series = [("erm", data_e, erm), ("mast", data_m, mast)]
+        for form in ("dropout-scaled", "dropout-unscaled"):
+            drop = df[(df.formulation == form) & (df.selection == sel)]
+            if len(drop):
+                series.append((form, [drop[drop.sparsity == s].test_accuracy.to_numpy() for s in levels], drop))
+        width = len(series) + 1.0
         pos_e = np.arange(len(levels)) * width
-        for k, (label, data, colour, part) in enumerate(series):
+        for k, (form, data, part) in enumerate(series):
+            label, colour = PRUNE_SERIES[form]
             pos = pos_e + k
             keep = [i for i, dd in enumerate(data) if len(dd)]
             data, pos = [data[i] for i in keep], pos[keep]
             bp = ax.boxplot(data, positions=pos, widths=0.8, patch_artist=True, showfliers=True,
-                            flierprops={"markersize": 2})
+                            flierprops={"markersize": 2, "markeredgecolor": colour},
+                            medianprops={"color": "black", "linewidth": 1.5})
             for patch in bp["boxes"]:
                 patch.set_facecolor(colour)
-                patch.set_alpha(0.6)
+                patch.set_alpha(0.55)
             ax.plot([], [], color=colour, lw=6, alpha=0.6, label=label)
             for s, vals, ps in zip([levels[i] for i in keep], data, pos):
                 q1, med, q3 = np.percentile(vals, [25, 50, 75])
                 gap = float(part[part.sparsity == s].fD_gap.iloc[0]) if "fD_gap" in part.columns else np.nan
-                rows.append({"panel": sel, "formulation": label.lower(), "sparsity": s, "q1": q1,
+                rows.append({"panel": sel, "formulation": form, "sparsity": s, "q1": q1,
                              "median": med, "q3": q3, "min": vals.min(), "max": vals.max(),
                              "mean": vals.mean(), "masks": len(vals), "fD_gap": gap})
-                if label == "MAST" and np.isfinite(gap):
+                if form == "mast" and np.isfinite(gap):
                     ax.annotate(f"{gap:.0e}", (ps, 1.0), xycoords=("data", "axes fraction"),
                                 xytext=(0, -2), textcoords="offset points", ha="center", va="top",
                                 fontsize=5.5, rotation=90, color="red" if gap > tol else "#1b9e77")
@@ -387,23 +605,29 @@ def plot_pruning(folder, metric=None, out="plots", name=None, x=None):
         ax.set_xlabel("sparsity (share of zeroed weights)")
         worst = mast.groupby("sparsity").fD_gap.first().max() if "fD_gap" in mast.columns else np.nan
         state = "" if not np.isfinite(worst) else \
-            f"\nmax f_D gap {worst:.1e} ({'above' if worst > tol else 'below'} tol {tol:g})"
+            f"\nmax $f_{{\\mathcal{{D}}}}$ gap {worst:.1e} ({'above' if worst > tol else 'below'} tol {tol:g})"
         ax.set_title(PRUNE_PANELS[sel] + state, fontsize=8)
         ax.grid(True, axis="y", alpha=0.3)
         ax.margins(y=0.12)
     axes[0].set_ylabel("test accuracy of the sparsified model")
     # the legend on the panel with the most series (the dropout baseline has no x*_D panel)
     max(axes, key=lambda a: len(a.get_legend_handles_labels()[0])).legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"Pruning robustness, {cfg.get('sketch', '')} masks on "
-                 f"{meta.get('dataset', {}).get('name', folder.name)} "
-                 f"({cfg.get('masks', '?')} masks per level, T = {cfg.get('iters', '?')}; "
-                 f"numbers above MAST boxes: f_D(x̂) − f_D^inf, red above tol)", fontsize=9)
+    lam = f", $\\lambda = {float(cfg['lam']):g}$" if cfg.get("lam") is not None else ""
+    title = (f"Pruning robustness, {cfg.get('sketch', '')} masks on "
+             f"{meta.get('dataset', {}).get('name', folder.name)}{lam} "
+             f"({cfg.get('masks', '?')} masks per level, T = {cfg.get('iters', '?')}); numbers above MAST "
+             r"boxes: $f_{\mathcal{D}}(\hat{x}) - f_{\mathcal{D}}^{\inf}$, red above tol")
+    fig.suptitle(wrap_label(title, 70 * len(sels)), fontsize=9)
     fig.tight_layout()
     stem = name or f"{folder.name}-pruning"
     return save_figure(fig, out, stem, pd.DataFrame(rows))
 
 
 PLOTTERS["pruning.csv"] = plot_pruning
+
+
+DELTA = r"$\Delta = f_{\mathcal{D}}^{\inf} - f^{\inf}$"
+THM1 = r"$\frac{L_f}{2}(L_{\mathcal{D}} - 1)\|x^\star - v\|^2$"
 
 
 def plot_delta(folder, metric=None, out="plots", name=None, x=None):
@@ -421,10 +645,10 @@ def plot_delta(folder, metric=None, out="plots", name=None, x=None):
         ax.errorbar(g.sparsity, g.delta, yerr=2 * g.delta_se, marker="o", capsize=3,
                     label=f"measured Δ, {sk} (pool of {int(g.pool_size.iloc[0])})")
         if (g.thm1_upper > 0).any():
-            ax.plot(g.sparsity, g.thm1_upper, ls="--", label=f"Theorem 1 bound (L_f/2)(L_D−1)‖x*−v‖², {sk}")
+            ax.plot(g.sparsity, g.thm1_upper, ls="--", label=f"Theorem 1 bound {THM1}, {sk}")
     ax.set_yscale("log")
     ax.set_xlabel("sparsity (share of zeroed weights)")
-    ax.set_ylabel("Δ = f_D^inf − f^inf")
+    ax.set_ylabel(DELTA)
     ds = meta.get("config", {}).get("dataset", folder.name)
     ax.set_title(f"Sparsification gap on {ds} (error bars: ±2 s.e.)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
@@ -440,31 +664,31 @@ def plot_shift_study(folder, df, out="plots", name=None):
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(11 if has_acc else 6.4, 4.2))
     axes = np.atleast_1d(axes)
     ax = axes[0]
-    cmap = plt.get_cmap("viridis", max(df.sparsity.nunique(), 2))
+    cmap = plt.get_cmap("viridis")
     for i, (s, g) in enumerate(df.groupby("sparsity")):
         g = g.sort_values("dist_sq_v_xstar")
-        c = cmap(i / max(df.sparsity.nunique() - 1, 1))
+        c = cmap(0.8 * i / max(df.sparsity.nunique() - 1, 1))
         x = g.dist_sq_v_xstar
         ax.errorbar(x, np.maximum(g.delta, 1e-16), yerr=2 * g.delta_se, marker="o", color=c, capsize=2,
                     label=f"Δ measured, sparsity {s:.0%}")
         ax.plot(x, np.maximum(g.thm1_upper, 1e-16), ls="--", color=c, lw=1)
     ax.set_xscale("symlog", linthresh=1e-2)
     ax.set_yscale("log")
-    ax.set_xlabel("‖x* − v‖² (shift's distance to the ERM solution; symlog)")
-    ax.set_ylabel("Δ = f_D^inf − f^inf   (dashed: Theorem 1 bound)")
+    ax.set_xlabel(r"$\|x^\star - v\|^2$ (the shift's distance to the ERM solution; symlog)")
+    ax.set_ylabel(DELTA + "\n(dashed: Theorem 1 bound)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     if has_acc:
         ax = axes[1]
         for i, (s, g) in enumerate(df.groupby("sparsity")):
             g = g.sort_values("dist_sq_v_xstar")
-            c = cmap(i / max(df.sparsity.nunique() - 1, 1))
+            c = cmap(0.8 * i / max(df.sparsity.nunique() - 1, 1))
             x = g.dist_sq_v_xstar
-            ax.plot(x, g.mast_acc_median, marker="o", color=c, label=f"MAST x*_D, {s:.0%}")
-            ax.plot(x, g.erm_acc_median, marker="s", ls=":", color=c, label=f"ERM x*, {s:.0%}")
+            ax.plot(x, g.mast_acc_median, marker="o", color=c, label=f"MAST $x^\\star_{{\\mathcal{{D}}}}$, {s:.0%}")
+            ax.plot(x, g.erm_acc_median, marker="s", ls=":", color=c, label=f"ERM $x^\\star$, {s:.0%}")
         ax.set_xscale("symlog", linthresh=1e-2)
-        ax.set_xlabel("‖x* − v‖² (symlog)")
-        ax.set_ylabel("median test accuracy of v + S(x̂ − v)")
+        ax.set_xlabel(r"$\|x^\star - v\|^2$ (symlog)")
+        ax.set_ylabel(r"median test accuracy of $v + S(\hat{x} - v)$")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6, ncol=2)
     for _, r in df.drop_duplicates("shift").iterrows():

@@ -80,7 +80,11 @@ def test_pruning_dropout_baseline_equals_mast_for_v0(tmp_path):
     res = CliRunner().invoke(cli, ["plot", str(out), "-o", str(tmp_path / "fig")])
     assert res.exit_code == 0
     stats = pd.read_csv(tmp_path / "fig" / "p-pruning.csv")
-    assert set(stats.formulation) == {"erm", "mast", "dropout"}
+    assert set(stats.formulation) == {"erm", "mast", "dropout-scaled", "dropout-unscaled"}
+    from PIL import Image
+
+    legend = Image.open(tmp_path / "fig" / "p-pruning.png").text["mast-legend"]
+    assert "deployed scaled" in legend and "deployed unscaled" in legend
     res = CliRunner().invoke(cli, ["prune", "-d", "a1a", "--sketch", "rand-k", "--dropout-baseline",
                                    "-o", str(tmp_path / "q")])
     assert res.exit_code == 2 and "dropout baseline needs" in res.output
