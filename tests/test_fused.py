@@ -178,5 +178,32 @@ def test_dense_and_odd_inputs(rng):
         fused.logistic_grad(A, np.ones((5, 2)))
 
 
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 20.0, 40.0, 800.0])
+def test_loss_totals_against_long_double(rng, scale):
+    """Loss totals (one log per run of rows, core/fused.py) to a few ulp of the long-double sum,
+    including columns whose every loss is tiny (all margins large: e^−z ≈ 1e-16..1e-26)."""
+    if np.finfo(np.longdouble).nmant < 60:  # pragma: no cover
+        pytest.skip("no extended precision long double for the reference")
+    A = sp.random(3000, 20, density=0.3, format="lil", random_state=rng)
+    A[:, 0] = 0.5                                               # no empty row (whose loss is log 2)
+    A = A.tocsr()
+    A.data = np.abs(A.data)
+    Y = rng.standard_normal((20, 6)) * scale
+    Y[:, 0] = np.abs(Y[:, 0])                                   # positive margins
+    Y[:, 1] = 36.0 + np.abs(Y[:, 1])                           # every loss below 2e-16
+    Y[:, 2] = 60.0                                             # every loss ~1e-26 .. 1e-90
+    z = (A @ Y).astype(np.longdouble)
+    ref = np.logaddexp(np.longdouble(0), -z).sum(axis=0)
+    got = fused.logistic_value(A, Y)
+    assert np.all(np.abs(got - ref) <= 4e-16 * np.abs(ref) * 4)
+    # the one-column path sums in the same order (same bits)
+    assert all(fused.logistic_value(A, Y[:, r]) == got[r] for r in range(Y.shape[1]))
+    # non-finite margins: +inf loses nothing, −inf and NaN propagate
+    B = sp.csr_matrix(np.array([[1.0], [1.0]]))
+    assert fused.logistic_value(B, np.array([[np.inf, -np.inf, np.nan]]))[0] == 0.0
+    v = fused.logistic_value(B, np.array([[np.inf, -np.inf, np.nan]]))
+    assert v[1] == np.inf and np.isnan(v[2])
+
+
 def test_warmup_reports_compile_time():
     assert fused.warmup() >= 0.0

@@ -7,7 +7,9 @@ CSR arrays ``ptr, idx, val``) does, per row block and for all R columns of Y at 
   exactly as scipy's ``csr_matvecs`` does it);
 * the logistic pieces: w = 1/(1 + eᶻ) (the negated sigmoid σ(−z) of mast-theory §3.2) and/or
   the loss log(1 + e⁻ᶻ), with an exp and a log1p written as range reduction + polynomial,
-  so that LLVM vectorizes them (libm's scalar calls do not);
+  so that LLVM vectorizes them (libm's scalar calls do not); loss totals take one logarithm
+  per run of :data:`LOSS_ROWS` rows, of the product of the rows' 1 + e^−|z| (accumulated
+  as q ← q + u(1 + q), q = product − 1, so tiny losses keep their precision), not one per row;
 * the transposed product Σ_i w_i ab_i accumulated into the d × R output, rows in order
   (the order of scipy's ``csc_matvecs`` on the CSC view of Ab).
 
@@ -201,6 +203,38 @@ if numba is not None:
         v = m + _log1p01(_exp1(-a))
         return v if z == z else z
 
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _loss_parts(z):
+        """(u, m) with log(1 + e⁻ᶻ) = m + log(1 + u): u = e^−|z| ∈ [0, 1], m = max(−z, 0).
+
+        A run of rows is then summed as Σ m_i + log Π (1 + u_i) (:func:`_log1p_acc`): one
+        logarithm per run instead of one per row.
+        """
+        a = z if z >= 0.0 else -z
+        m = -z if z < 0.0 else 0.0
+        u = _exp1(-a)
+        return (u if z == z else z), m
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _log1p_acc(q):
+        """log(1 + q) for q = Π (1 + u_i) − 1 ∈ [0, 2²⁵⁶] (NaN passed through).
+
+        q is accumulated as q ← q + u(1 + q), which keeps its relative precision when every
+        u_i is tiny (a product of the rounded factors 1 + u_i would not).  q ≤ 1: the
+        log1p polynomial; q > 1: 1 + q = 2ᵉ·f with f ∈ [1, 2) read from the bits, log =
+        e·ln2 (two-part ln2) + log1p(f − 1) (f − 1 exact; the rounding of 1 + q costs at
+        most 2⁻⁵³ against a result ≥ ln 2).
+        """
+        p = 1.0 + q
+        bits = _as_i64(p)
+        e = (bits >> 52) - 1023
+        f = _as_f64((bits & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
+        ef = float(e)
+        big = (ef * _LN2_HI + _log1p01(f - 1.0)) + ef * _LN2_LO
+        small = _log1p01(q if q < 1.0 else 0.0)
+        v = small if q <= 1.0 else big
+        return v if q == q else q
+
     @njit(cache=True, error_model="numpy")
     def _exp_array(x, out):
         for i in range(x.size):
@@ -250,26 +284,31 @@ if numba is not None:
         rows = max(1, BLOCK_ELEMS // max(w, 1))
         Z = np.empty((rows, w))
         W = np.empty((rows, w))
+        V = np.empty((rows, w)) if want_value else W
         acc = np.zeros(w)
         part = np.zeros(w)
+        qa = np.zeros(w)
         for s in range(0, n, rows):
             e = min(s + rows, n)
             _margins(ptr, idx, val, Y, s, e, Z)
             m = (e - s) * w
             zf = Z.reshape(-1)
             wf = W.reshape(-1)
+            vf = V.reshape(-1)
             if want_value:
-                # partial sums over fixed runs of LOSS_ROWS rows (global row numbers, so the
-                # order does not depend on w), added in row order: error ≈ pairwise summation's
+                # runs of LOSS_ROWS rows (global row numbers, so the order does not depend
+                # on w): Σ m_i + log Π (1 + u_i) (_loss_parts), the runs added in row order
                 for q in range(m):
-                    wf[q] = _logloss1(zf[q])
+                    wf[q], vf[q] = _loss_parts(zf[q])
                 for i in range(e - s):
                     for c in range(w):
-                        part[c] += W[i, c]
+                        qa[c] = qa[c] + W[i, c] * (1.0 + qa[c])
+                        part[c] += V[i, c]
                     if (s + i + 1) % LOSS_ROWS == 0 or s + i + 1 == n:
                         for c in range(w):
-                            acc[c] += part[c]
+                            acc[c] += _log1p_acc(qa[c]) + part[c]
                             part[c] = 0.0
+                            qa[c] = 0.0
             if want_grad:
                 for q in range(m):
                     wf[q] = 1.0 / (1.0 + _exp1(zf[q]))
@@ -279,21 +318,25 @@ if numba is not None:
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def _pieces1(z, w, want_value, want_grad):
-        """One column: w = 1/(1 + eᶻ) (or the losses) into w, and the loss total summed
-        exactly as :func:`_grad_kernel` sums a column (partial sums of LOSS_ROWS rows)."""
+        """One column: w = 1/(1 + eᶻ) into w (when ``want_grad``), and the loss total summed
+        exactly as :func:`_grad_kernel` sums a column (runs of LOSS_ROWS rows)."""
         n = z.size
         acc = 0.0
         if want_value:
             part = 0.0
+            qa = 0.0
+            v = np.empty(min(n, BLOCK_ELEMS))
             for s in range(0, n, BLOCK_ELEMS):
                 e = min(s + BLOCK_ELEMS, n)
                 for q in range(s, e):
-                    w[q] = _logloss1(z[q])
+                    w[q], v[q - s] = _loss_parts(z[q])
                 for q in range(s, e):
-                    part += w[q]
+                    qa = qa + w[q] * (1.0 + qa)
+                    part += v[q - s]
                     if (q + 1) % LOSS_ROWS == 0 or q + 1 == n:
-                        acc += part
+                        acc += _log1p_acc(qa) + part
                         part = 0.0
+                        qa = 0.0
         if want_grad:
             for q in range(n):
                 w[q] = 1.0 / (1.0 + _exp1(z[q]))
