@@ -1,9 +1,11 @@
 """Log schedule (geometric by default), the step-time record and the `time` column."""
 
+import json
 import time
 
 import numpy as np
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from mast_cli.algorithms import dsgd
@@ -56,3 +58,11 @@ def test_record_time_column(tmp_path):
         assert g.time.iloc[0] == 0.0 and g.time.is_monotonic_increasing and g.time.iloc[-1] > 0
     # everything but the time column is the untimed run's
     pd.testing.assert_frame_equal(timed.drop(columns="time"), plain)
+    # both runs say in metadata.json how the run's time split between steps and metrics
+    for sub in ("a", "b"):
+        timing = json.loads((tmp_path / sub / "metadata.json").read_text())["timing"]
+        assert timing["steps_s"] > 0 and timing["metrics_s"] > 0
+        assert timing["metric_share"] == pytest.approx(
+            timing["metrics_s"] / (timing["steps_s"] + timing["metrics_s"]), abs=0.02)
+    # the step time at the last row is the unit's (one unit here): the summary's step total
+    assert timing["steps_s"] == pytest.approx(timed.time.max(), abs=1e-3)

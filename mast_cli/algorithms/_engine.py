@@ -169,6 +169,9 @@ class History:
         excluded (the whole batch's time: trajectories advance together).
     metric_time : float
         Wall seconds spent evaluating the metrics (all log points).
+    metric_times : ndarray (L,) or None
+        Wall seconds spent evaluating the metrics up to and including each logged iteration
+        (cumulative; the last entry is ``metric_time``).
     """
 
     iterations: np.ndarray
@@ -178,6 +181,7 @@ class History:
     extra: dict = field(default_factory=dict)
     times: np.ndarray | None = None
     metric_time: float = 0.0
+    metric_times: np.ndarray | None = None
 
     @property
     def status(self):
@@ -213,6 +217,7 @@ class Recorder:
         self.epochs = np.zeros(self.R)
         self.coords = np.zeros(self.R)
         self.times = []                 # step seconds (metrics excluded) at each log point
+        self.metric_times = []          # metric seconds up to and including each log point
         self._t0 = None
         self._metric_s = 0.0
 
@@ -253,11 +258,13 @@ class Recorder:
                     v[~self.alive] = np.nan
                     self.rows.setdefault(name, []).append(v)
             self._metric_s += time.perf_counter() - now
+            self.metric_times.append(self._metric_s)
 
     def history(self, extra=None):
         metrics = {k: np.vstack(v) for k, v in self.rows.items()}
         return History(np.array(self.points), metrics, self.last_good.copy(),
-                       self.diverged_at.copy(), extra or {}, np.array(self.times), self._metric_s)
+                       self.diverged_at.copy(), extra or {}, np.array(self.times), self._metric_s,
+                       np.array(self.metric_times))
 
 
 def as_columns(x, d, R):

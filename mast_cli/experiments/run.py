@@ -227,7 +227,10 @@ def run_experiment(cfg, out, progress_factory=None, force=False):
     reused = 0 if force else sum(UnitStore(out / ".parts").has(k) for k, _ in units)
     store = compute_missing(units, out / ".parts", compute_run_unit, progress_factory, force,
                             work=lambda spec: cfg.iters * (spec["stop"] - spec["start"]))
-    table = write_table(store, units, out / "trajectories.csv")
+    table = write_table(store, units, out / "trajectories.csv", keep=("time",) if cfg.record_time else ())
     table.attrs["units"] = (reused, len(units))        # for the CLI's "reused K of N units"
-    write_metadata(out / "metadata.json", run_metadata(cfg, problem, trajs, len(units), time.time() - t0))
+    meta = run_metadata(cfg, problem, trajs, len(units), time.time() - t0)
+    if "timing" in table.attrs:
+        meta["timing"] = table.attrs["timing"]
+    write_metadata(out / "metadata.json", meta)
     return table

@@ -125,8 +125,11 @@ def assemble(exp, units, context, results_root, wall_time):
     """Concatenate an experiment's unit results into its CSV + metadata.json."""
     kind = kind_of(exp.kind)
     folder = Path(results_root) / exp.name
-    write_table(UnitStore(folder), units, folder / kind.result_file)
+    keep = ("time",) if getattr(exp.config, "record_time", False) else ()
+    table = write_table(UnitStore(folder), units, folder / kind.result_file, keep=keep)
     meta = kind.metadata(exp.config, units, context, wall_time)
+    if "timing" in table.attrs:
+        meta["timing"] = table.attrs["timing"]
     meta.update({"experiment": exp.name, "figure": exp.figure, "caption": exp.caption,
                  "experiment_file": exp.source})
     write_metadata(folder / "metadata.json", meta)

@@ -87,7 +87,7 @@ def make_metrics(problem, v, eval_sets, test=True):
 
 
 TRAJ_COLUMNS = ["algorithm", "sketch", "sparsity", "param", "step_label", "step_size", "batch_size",
-                "seed", "iteration", "time", "epochs", "coords", "erm_loss", "grad_norm_sq", "dist_sq", "mast_loss",
+                "seed", "iteration", "time", "metric_time", "epochs", "coords", "erm_loss", "grad_norm_sq", "dist_sq", "mast_loss",
                 "test_accuracy", "status", "diverged_at"]
 
 
@@ -111,8 +111,13 @@ def history_frame(cfg, trajs, hist, extra_cols=None):
             "batch_size": -1 if t["batch_size"] is None else t["batch_size"], "seed": t["seed"],
             "iteration": hist.iterations[keep],
         }
-        if getattr(cfg, "record_time", False) and hist.times is not None:
+        # always in the unit's part; trajectories.csv keeps `time` only with record_time
+        # (wall seconds differ from run to run) and metadata.json sums both (write_table)
+        if hist.times is not None and len(hist.times) == L:
             data["time"] = hist.times[keep]
+            mt = getattr(hist, "metric_times", None)
+            if mt is not None and len(mt) == L:
+                data["metric_time"] = mt[keep]
         for name, arr in hist.metrics.items():
             data[name] = arr[keep, r]
         data["status"] = "diverged" if hist.diverged_at[r] >= 0 else "ok"

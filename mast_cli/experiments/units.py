@@ -18,7 +18,7 @@ from ..io.outputs import CSV_FLOAT_FORMAT, NullProgress, json_default, read_resu
 from ..io.store import UnitStore, atomic_write_text
 
 __all__ = ["pending", "compute_and_store", "run_units", "compute_missing", "write_table", "write_metadata",
-           "parallel_backend"]
+           "parallel_backend", "timing_summary", "TIMING_COLUMNS"]
 
 
 def pending(store, units, force=False):
@@ -73,12 +73,47 @@ def compute_missing(units, root, compute, progress_factory=None, force=False, wo
     return store
 
 
-def write_table(store, units, path):
-    """Concatenate the units' CSV results, in plan order, into ``path``; returns the table."""
+#: Wall-clock columns of the units' results (``mast run``): kept in the units' parts, left
+#: out of the assembled CSV (whose bytes must not depend on the machine's load) unless asked.
+TIMING_COLUMNS = ("time", "metric_time")
+
+
+def timing_summary(parts):
+    """Seconds spent in the steps and in metric evaluation, summed over units.
+
+    ``parts``: the units' tables; a unit's totals are the largest values of its cumulative
+    ``time`` / ``metric_time`` columns.  None when no part has them (prune, delta, parts
+    written before they existed).
+    """
+    steps = metric = 0.0
+    found = False
+    for df in parts:
+        if "time" in df.columns and "metric_time" in df.columns and len(df):
+            steps += float(df["time"].max())
+            metric += float(df["metric_time"].max())
+            found = True
+    if not found:
+        return None
+    total = steps + metric
+    return {"steps_s": round(steps, 3), "metrics_s": round(metric, 3),
+            "metric_share": round(metric / total, 4) if total > 0 else 0.0}
+
+
+def write_table(store, units, path, keep=()):
+    """Concatenate the units' CSV results, in plan order, into ``path``; returns the table.
+
+    Columns of :data:`TIMING_COLUMNS` not in ``keep`` are left out of the file and of the
+    returned table; their totals are in ``table.attrs["timing"]`` (:func:`timing_summary`).
+    """
     import pandas as pd
 
-    table = pd.concat([read_results_csv(store.path(k)) for k, _ in units], ignore_index=True)
+    parts = [read_results_csv(store.path(k)) for k, _ in units]
+    table = pd.concat(parts, ignore_index=True)
+    timing = timing_summary(parts)
+    table = table.drop(columns=[c for c in TIMING_COLUMNS if c in table.columns and c not in keep])
     atomic_write_text(path, table.to_csv(index=False, float_format=CSV_FLOAT_FORMAT))
+    if timing is not None:
+        table.attrs["timing"] = timing
     return table
 
 
