@@ -182,6 +182,7 @@ def test_dense_and_odd_inputs(rng):
 def test_loss_totals_against_long_double(rng, scale):
     """Loss totals (one log per run of rows, core/fused.py) to a few ulp of the long-double sum,
     including columns whose every loss is tiny (all margins large: e^−z ≈ 1e-16..1e-26)."""
+    LOSS_ROWS = fused.LOSS_ROWS
     if np.finfo(np.longdouble).nmant < 60:  # pragma: no cover
         pytest.skip("no extended precision long double for the reference")
     A = sp.random(3000, 20, density=0.3, format="lil", random_state=rng)
@@ -198,6 +199,10 @@ def test_loss_totals_against_long_double(rng, scale):
     assert np.all(np.abs(got - ref) <= 4e-16 * np.abs(ref) * 4)
     # the one-column path sums in the same order (same bits)
     assert all(fused.logistic_value(A, Y[:, r]) == got[r] for r in range(Y.shape[1]))
+    # q = 1 exactly (one row in a run, z = 0): log 2
+    one = sp.csr_matrix(np.ones((LOSS_ROWS + 1, 1)))
+    assert fused.logistic_value(one[:1], np.zeros(1)) == np.log(2.0)
+    assert fused.logistic_value(one, np.zeros((1, 2)))[1] == pytest.approx((LOSS_ROWS + 1) * np.log(2.0), rel=1e-15)
     # non-finite margins: +inf loses nothing, −inf and NaN propagate
     B = sp.csr_matrix(np.array([[1.0], [1.0]]))
     assert fused.logistic_value(B, np.array([[np.inf, -np.inf, np.nan]]))[0] == 0.0

@@ -231,7 +231,7 @@ if numba is not None:
         f = _as_f64((bits & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000)
         ef = float(e)
         big = (ef * _LN2_HI + _log1p01(f - 1.0)) + ef * _LN2_LO
-        small = _log1p01(q if q < 1.0 else 0.0)
+        small = _log1p01(q if q <= 1.0 else 0.0)
         v = small if q <= 1.0 else big
         return v if q == q else q
 
