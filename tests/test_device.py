@@ -627,3 +627,60 @@ def test_gpu_run_distributed_and_vr_identity_equal_cpu(tmp_path, extra):
     cpu = run_experiment(RunConfig(**kw), tmp_path / "cpu")
     gpu = run_experiment(RunConfig(**kw, device="cuda"), tmp_path / "gpu")
     pd.testing.assert_frame_equal(cpu, gpu, check_exact=False, rtol=1e-12, atol=1e-14)
+
+
+@pytest.fixture
+def pretend_gpu(monkeypatch):
+    """``--device cuda`` served by the sim backend (NumPy taking every CUDA branch): the CLI
+    wiring of run, prune and verify, end to end, without a GPU."""
+    import mast_cli.algorithms.device as ad
+    import mast_cli.core.backend as cb
+    import mast_cli.experiments.device as ed
+    from mast_cli.core.backend import sim_backend
+
+    sim = sim_backend()
+    monkeypatch.setattr(cb, "check_device", lambda device: None)
+    monkeypatch.setattr(ed, "check_device", lambda device: None)
+    monkeypatch.setattr(ed, "get_backend", lambda device: sim)
+    monkeypatch.setattr(ad, "get_backend", lambda device: sim if device == "cuda" else get_backend(device))
+    return sim
+
+
+@pytest.mark.parametrize("args", [["run", "-a", "distributed", "--workers", "2", "--sketch", "perm-k"],
+                                  ["run", "-a", "vr", "--sparsity", "0.5", "--sketch-pool", "4", "--ref-batch", "2"],
+                                  ["prune", "--sparsity", "0.5", "--masks", "5"]])
+def test_cli_device_cuda_end_to_end(tmp_path, pretend_gpu, args):
+    from mast_cli.cli import cli
+
+    out = tmp_path / "o"
+    res = CliRunner().invoke(cli, args + ["-d", "a1a", "--iters", "5", "--device", "cuda", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    csv = out / ("pruning.csv" if args[0] == "prune" else "trajectories.csv")
+    df = pd.read_csv(csv)
+    assert len(df) and np.isfinite(df.select_dtypes("number").drop(columns=["param"], errors="ignore")
+                                   .dropna(axis=1, how="all").to_numpy(dtype=float)).all()
+
+
+def test_verify_device_rows_with_auto_lambda():
+    """--lam auto leaves the config's λ None: the device rows take the battery's resolved λ."""
+    from types import SimpleNamespace
+
+    from mast_cli.cli.check import _device_checks
+
+    cfg = SimpleNamespace(dataset="a1a", objective="logreg", lam=None, sketches=["bernoulli"], sparsity=[0.5])
+    out = _device_checks({"rows": [], "violated": 0, "config": {"lam": 0.02}}, cfg, FAKE, None)
+    assert [r.check for r in out["rows"]] == ["device-identity-exact", "device-bernoulli-mean"]
+    assert out["violated"] == 0
+
+
+@pytest.mark.slow
+def test_cli_verify_device_cuda_end_to_end(tmp_path, pretend_gpu):
+    from mast_cli.cli import cli
+
+    out = tmp_path / "v"
+    res = CliRunner().invoke(cli, ["verify", "-d", "a1a", "--quick", "--sketch", "bernoulli", "--device", "cuda",
+                                   "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = pd.read_csv(out / "verify.csv")
+    dev = rows[rows.check.str.startswith("device-")]
+    assert len(dev) >= 2 and "device-identity-exact" in set(dev.check)

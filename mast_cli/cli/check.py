@@ -104,7 +104,9 @@ def _device_checks(result, cfg, device, say):
     from ..experiments.problem import load_problem
     from ..verify.result import CheckResult
 
-    obj = load_problem(cfg.dataset, cfg.objective, cfg.lam).obj
+    conf = result.get("config") or {}
+    lam = conf.get("lam", cfg.lam)            # the battery's resolved λ (--lam auto leaves cfg.lam None)
+    obj = load_problem(cfg.dataset, cfg.objective, lam).obj
     rows = list(result["rows"])
     s = float(cfg.sparsity[0])
     for name in cfg.sketches:
