@@ -69,12 +69,14 @@ def err_text(exc):
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
-def measurements(Rs):
-    """(algorithm, kernel, R) in the order they run: the target first, cheap before costly."""
+def measurements(Rs, fused=True):
+    """(algorithm, kernel, R) in the order they run: the target first, cheap before costly.
+    ``fused`` False leaves out the rows that force the fused kernel."""
     big = [R for R in Rs if R <= 10000]
-    out = [("alg1-I", k, R) for R in Rs for k in ("fused", "cusparse")]
+    kernels = ("fused", "cusparse") if fused else ("cusparse",)
+    out = [("alg1-I", k, R) for R in Rs for k in kernels]
     out += [("alg3", "auto", R) for R in big]
-    out += [("alg2", k, R) for R in big if R >= 1000 or len(big) < 3 for k in ("auto", "fused")]
+    out += [("alg2", k, R) for R in big if R >= 1000 or len(big) < 3 for k in ("auto", "fused")[:1 + fused]]
     out += [("prune-eval", "-", R) for R in Rs]
     return out
 
@@ -120,6 +122,13 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=8, help="timed steps T per measurement")
     ap.add_argument("--budget-s", type=float, default=25.0,
                     help="skip the larger R of an (algorithm, kernel, dtype) once one measurement took longer")
+    ap.add_argument("--check-only", action="store_true",
+                    help="only the fused-kernel check: write OUT/fused_check.json, exit 0 when it passed")
+    ap.add_argument("--check-from", default=None,
+                    help="take the fused-kernel check from this JSON (written by --check-only) instead of rerunning it")
+    ap.add_argument("--no-fused", action="store_true",
+                    help="leave out the rows that force the fused kernel (with MAST_DEVICE_KERNEL=cusparse: "
+                         "after a failed check, so that a broken kernel cannot poison the CUDA context)")
     ap.add_argument("--total-s", type=float, default=130.0,
                     help="skip every measurement not started within this many seconds of the start")
     args = ap.parse_args(argv)
@@ -157,7 +166,16 @@ def run(args, out, res):
     sk = Bernoulli(obj.d, 0.5)
 
     # 1. the fused kernel against the cuSPARSE reference path (before any timing)
-    res["fused_check"] = fused_check(obj, be, sk, gamma)
+    if args.check_from and Path(args.check_from).is_file():
+        res["fused_check"] = json.loads(Path(args.check_from).read_text())
+    else:
+        res["fused_check"] = fused_check(obj, be, sk, gamma)
+    if args.check_only:
+        (out / "fused_check.json").write_text(json.dumps(res["fused_check"], indent=2) + "\n")
+        ok = bool(res["fused_check"]) and all(c.get("ok") for c in res["fused_check"])
+        log(f"fused check {'passed' if ok else 'FAILED'}")
+        return 0 if ok else 1
+    res["fused_disabled"] = bool(args.no_fused)
     write(out, res)
 
     # 2. CPU reference: the engine's time per trajectory-step at R = 1000 (or the largest R asked)
@@ -199,7 +217,7 @@ def run(args, out, res):
         return lambda k: l_svrdsg_device(dobj, pool, [gamma / 6] * R, seeds, k, 1 / 8, log_every=10**9)
 
     skip = {}
-    for alg, kernel, R in measurements(Rs):
+    for alg, kernel, R in measurements(Rs, fused=not args.no_fused):
         for dtype in (np.float64, np.float32):
             if alg == "prune-eval" and dtype == np.float32:
                 continue                                  # masked accuracy runs in float64 only
@@ -279,6 +297,8 @@ def table(res):
                 lines.append(f"- {c['check']} ({c['dtype']}): {c['max_rel_diff']:.2e} (bound {c['bound']:g}) "
                              f"{'ok' if c['ok'] else 'FAIL'}{rep}")
         lines.append("")
+    if res.get("fused_disabled"):
+        lines += ["The fused kernel was left out (its check failed): cuSPARSE path only.", ""]
     if cpu:
         lines += [f"CPU engine (dsgd, R={res.get('cpu_R')}): {cpu:.1f} µs per trajectory-step", ""]
     lines += ["| algorithm | kernel | R | float64 µs/traj-step | float32 µs/traj-step | speed-up vs CPU (f64) |",

@@ -308,3 +308,27 @@ def test_gpu_fused_equals_cusparse_and_is_reproducible(a1a_obj, rng, dtype, tol)
             Yh = be.to_host(Y)
             ref = _reference(a1a_obj.Ab, Yh) / a1a_obj.n + a1a_obj.penalty.grad(Yh)
             assert _rel(g1, ref) <= 1e-12
+
+
+# --- the GPU check script's bench, dry run on the fake backend --------------------------------
+
+def test_gpu_bench_dry_run(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_bench.py"
+    spec = importlib.util.spec_from_file_location("gpu_bench", path)
+    gb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gb)
+    common = ["--backend", "fake", "--dataset", "a1a", "--out", str(tmp_path)]
+    assert gb.main(common + ["--check-only"]) == 0
+    check = json.loads((tmp_path / "fused_check.json").read_text())
+    assert len(check) == 6 and all(c["ok"] for c in check)
+    assert gb.main(common + ["--R", "10", "--steps", "1", "--check-from", str(tmp_path / "fused_check.json")]) == 0
+    res = json.loads((tmp_path / "gpu_results.json").read_text())
+    kinds = {(r["algorithm"], r["kernel"]) for r in res["rows"]}
+    assert {("alg1-I", "fused"), ("alg1-I", "cusparse"), ("alg2", "fused"), ("alg3", "auto")} <= kinds
+    assert all("us" in r for r in res["rows"]), [r for r in res["rows"] if "us" not in r]
+    md = (tmp_path / "gpu_results.md").read_text()
+    assert "Fused kernel vs cuSPARSE path" in md and "| alg1-I | fused | 10 |" in md
