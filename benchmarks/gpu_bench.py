@@ -4,6 +4,7 @@ For R = 1e2, 1e3, 1e4, 5e4 trajectories on a9a, in float64 and float32 (data pro
 iterates stay float64), times one step of
 
 * Algorithm 1 (I)  (:func:`mast_cli.algorithms.device.dsgd_device`, Bernoulli p = 0.5),
+* Algorithm 1 (II) (:func:`~mast_cli.algorithms.device.dsgd_minibatch_device`, τ = 64 rows),
 * Algorithm 2      (:func:`~mast_cli.algorithms.device.distributed_device`, M = 4 workers),
 * Algorithm 3      (:func:`~mast_cli.algorithms.device.l_svrdsg_device`, pool N = 8, p = 1/8),
 * the pruning evaluation (:func:`mast_cli.core.device.device_masked_accuracy`, R masks on a9a.t;
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mast_cli.algorithms import dsgd  # noqa: E402
 from mast_cli.algorithms.device import (distributed_device, dsgd_device, dsgd_memory,  # noqa: E402
-                                        l_svrdsg_device)
+                                        dsgd_minibatch_device, l_svrdsg_device)
 from mast_cli.core.backend import fake_backend, get_backend  # noqa: E402
 from mast_cli.core.device import DeviceObjective, device_masked_accuracy  # noqa: E402
 from mast_cli.core.objective import LogisticL2  # noqa: E402
@@ -76,6 +77,7 @@ def measurements(Rs, fused=True):
     kernels = ("fused", "cusparse") if fused else ("cusparse",)
     out = [("alg1-I", k, R) for R in Rs for k in kernels]
     out += [("alg3", "auto", R) for R in big]
+    out += [("alg1-II", "auto", R) for R in big if R >= 1000 or len(big) < 3]
     out += [("alg2", k, R) for R in big if R >= 1000 or len(big) < 3 for k in ("auto", "fused")[:1 + fused]]
     out += [("prune-eval", "-", R) for R in Rs]
     return out
@@ -214,6 +216,8 @@ def run(args, out, res):
             return lambda k: dsgd_device(dobj, sks, steps, seeds, k, log_every=10**9)
         if alg == "alg2":
             return lambda k: distributed_device(dobj, parts, sks, steps, seeds, k, log_every=10**9)
+        if alg == "alg1-II":
+            return lambda k: dsgd_minibatch_device(dobj, sks, steps, seeds, k, [64] * R, log_every=10**9)
         return lambda k: l_svrdsg_device(dobj, pool, [gamma / 6] * R, seeds, k, 1 / 8, log_every=10**9)
 
     skip = {}

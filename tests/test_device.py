@@ -307,24 +307,13 @@ def test_cuda_algorithm_restriction(monkeypatch):
     import mast_cli.experiments.device as ed
 
     monkeypatch.setattr(ed, "check_device", lambda device: None)        # pretend a GPU
-    with pytest.raises(MastError, match="--algorithm dsgd-minibatch does not run on --device cuda"):
-        ed.check_run_device("cuda", "dsgd-minibatch")
-    for alg in ("dsgd", "distributed", "vr"):
+    with pytest.raises(MastError, match="--algorithm newton does not run on --device cuda"):
+        ed.check_run_device("cuda", "newton")
+    for alg in ("dsgd", "dsgd-minibatch", "distributed", "vr"):
         ed.check_run_device("cuda", alg)
+    from mast_cli.experiments.run import ALGORITHMS
 
-
-def test_cli_refuses_minibatch_on_device_in_one_line(tmp_path, monkeypatch):
-    import mast_cli.experiments.device as ed
-    from mast_cli.cli import cli
-
-    monkeypatch.setattr(ed, "check_device", lambda device: None)        # pretend a GPU
-    out = tmp_path / "o"
-    res = CliRunner().invoke(cli, ["run", "-d", "a1a", "-a", "dsgd-minibatch", "--iters", "3", "--sparsity", "0.5", "--device", "cuda",
-                                   "-o", str(out)])
-    assert res.exit_code == 2, res.output
-    lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "--algorithm dsgd-minibatch does not run on --device cuda" in lines[0], res.output
-    assert not out.exists()
+    assert set(ed.DEVICE_RUNNERS) == set(ALGORITHMS)               # every algorithm has a device runner
 
 
 # --- mast run -a distributed|vr on the fake device: the same code path as --device cuda -------
@@ -617,7 +606,8 @@ def test_run_and_prune_on_sim_device(tmp_path):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("extra", [dict(algorithm="distributed", workers=3), dict(algorithm="vr")])
+@pytest.mark.parametrize("extra", [dict(algorithm="distributed", workers=3), dict(algorithm="vr"),
+                                   dict(algorithm="dsgd-minibatch", batch_size=["n"])])
 def test_gpu_run_distributed_and_vr_identity_equal_cpu(tmp_path, extra):
     _cuda()
     from mast_cli.experiments.config import RunConfig
@@ -647,6 +637,7 @@ def pretend_gpu(monkeypatch):
 
 
 @pytest.mark.parametrize("args", [["run", "-a", "distributed", "--workers", "2", "--sketch", "perm-k"],
+                                  ["run", "-a", "dsgd-minibatch", "--sparsity", "0.5", "--batch-size", "8,n"],
                                   ["run", "-a", "vr", "--sparsity", "0.5", "--sketch-pool", "4", "--ref-batch", "2"],
                                   ["prune", "--sparsity", "0.5", "--masks", "5"]])
 def test_cli_device_cuda_end_to_end(tmp_path, pretend_gpu, args):
@@ -684,3 +675,55 @@ def test_cli_verify_device_cuda_end_to_end(tmp_path, pretend_gpu):
     rows = pd.read_csv(out / "verify.csv")
     dev = rows[rows.check.str.startswith("device-")]
     assert len(dev) >= 2 and "device-identity-exact" in set(dev.check)
+
+
+# --- Algorithm 1 (II) on the device --------------------------------------------------------------
+
+def test_device_row_products_equal_grad_rows(a1a_obj, rng):
+    from mast_cli.algorithms.device import _row_products
+    from mast_cli.core.backend import sim_backend
+
+    Y = rng.normal(size=(a1a_obj.d, 5)) * 0.3
+    rows, cols, w = rng.integers(a1a_obj.n, size=23), rng.integers(5, size=23), rng.random(23)
+    ref = a1a_obj.grad_rows(Y, rows, cols, w) - a1a_obj.penalty.grad(Y)
+    for be in (FAKE, sim_backend()):
+        G = _row_products(np, DeviceObjective(a1a_obj, be), Y, rows, cols, w)
+        assert np.max(np.abs(G - ref)) <= 1e-13 * np.max(np.abs(ref))
+
+
+@pytest.mark.parametrize("n,tau", [(50, 7), (50, 1), (50, 30), (1000, 40)])
+def test_device_rows_are_uniform_subsets(n, tau):
+    from mast_cli.algorithms.device import _distinct_rows
+
+    R = 400
+    rows = _distinct_rows(np, seed_keys(np, np.arange(R)), 5, n, tau)
+    assert rows.shape == (tau, R) and rows.min() >= 0 and rows.max() < n
+    assert all(len(set(rows[:, j])) == tau for j in range(R))             # without replacement
+    counts = np.bincount(rows.ravel(), minlength=n)                       # each row: Binomial(R, τ/n)
+    mean, sd = R * tau / n, np.sqrt(R * tau / n * (1 - tau / n))
+    assert np.max(np.abs(counts - mean)) <= 5 * sd + 1
+    assert not np.array_equal(rows, _distinct_rows(np, seed_keys(np, np.arange(R)), 6, n, tau))
+
+
+def test_device_minibatch_full_batch_identity_equals_cpu(a1a_obj):
+    from mast_cli.algorithms.device import dsgd_minibatch_device
+
+    R = 3
+    ident = [Identity(a1a_obj.d)] * R
+    ref = dsgd(a1a_obj, ident, [1.0] * R, range(R), 15, batch_size=[a1a_obj.n] * R)
+    dev = dsgd_minibatch_device(a1a_obj, ident, [1.0] * R, range(R), 15, [a1a_obj.n] * R, backend=FAKE)
+    assert np.max(np.abs(ref.x_final - dev.x_final)) <= 1e-12
+    assert np.array_equal(ref.metrics.get("epochs", np.zeros(1)), dev.metrics.get("epochs", np.zeros(1)))
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "importance"])
+def test_run_minibatch_on_fake_device_in_distribution(tmp_path, sampling):
+    kw = dict(dataset="a1a", algorithm="dsgd-minibatch", sketch="bernoulli", sparsity=[0.5], batch_size=[8, 64],
+              sampling=sampling, iters=30, seeds=16, step=["theory"], eval_sketches=2)
+    cpu, fake = _run_both(tmp_path, **kw)
+    assert list(cpu.columns) == list(fake.columns)
+    for tau in (8, 64):
+        last = lambda df, col: df[(df.iteration == 30) & (df.batch_size == tau)][col].to_numpy()   # noqa: E731
+        for col in ("erm_loss", "mast_loss", "epochs"):
+            a, b = last(cpu, col), last(fake, col)
+            _same_distribution(a, b)

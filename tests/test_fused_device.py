@@ -328,7 +328,8 @@ def test_gpu_bench_dry_run(tmp_path):
     assert gb.main(common + ["--R", "10", "--steps", "1", "--check-from", str(tmp_path / "fused_check.json")]) == 0
     res = json.loads((tmp_path / "gpu_results.json").read_text())
     kinds = {(r["algorithm"], r["kernel"]) for r in res["rows"]}
-    assert {("alg1-I", "fused"), ("alg1-I", "cusparse"), ("alg2", "fused"), ("alg3", "auto")} <= kinds
+    assert {("alg1-I", "fused"), ("alg1-I", "cusparse"), ("alg2", "fused"), ("alg3", "auto"),
+            ("alg1-II", "auto")} <= kinds
     assert all("us" in r for r in res["rows"]), [r for r in res["rows"] if "us" not in r]
     md = (tmp_path / "gpu_results.md").read_text()
     assert "Fused kernel vs cuSPARSE path" in md and "| alg1-I | fused | 10 |" in md

@@ -36,6 +36,7 @@ from ..io.errors import check
 from ._engine import History, Recorder, as_columns, log_iterations, run_steps
 
 __all__ = ["dsgd_device", "dsgd_memory", "distributed_device", "distributed_memory", "l_svrdsg_device",
+           "dsgd_minibatch_device", "minibatch_memory",
            "vr_memory", "device_loop", "DeviceRecorder", "device_agreement"]
 
 
@@ -150,6 +151,178 @@ def _run_chunk(dobj, be, sketches, gam, seeds, X0, V0, iters, log_every, metrics
         return X, (1.0, (S != 0).sum(axis=0))            # one pass, nnz(S_t) coordinates
 
     return device_loop(be, step, X0, gam, iters, log_every, metrics_fn, tick)
+
+
+def _distinct_rows(xp, keys, t, n, tau):
+    """τ distinct rows of [n] per trajectory (uniform τ-subsets, in draw order): (τ, R) int64.
+
+    Rejection: τ i.i.d. uniform indices per column (Philox stream 1 at step t); the columns
+    with a repeated index are redrawn whole (stream 1 + 4k at the k-th redraw) until every
+    column is distinct.  Conditioning i.i.d. draws on being distinct gives the uniform law on
+    ordered τ-tuples of distinct rows (the CPU's uniform sampling without replacement).
+    When τ² > 2n (redraws would be frequent) the τ smallest of n uniforms are taken instead.
+    """
+    from ..core.philox import STREAM_ROWS
+
+    R = keys[0].shape[0]
+    if tau * tau > 2 * n:
+        U = uniforms(xp, keys, t, STREAM_ROWS, n)                             # (n, R)
+        return xp.argsort(U, axis=0)[:tau].astype(xp.int64)
+
+    def draw(sub, k):
+        U = uniforms(xp, sub, t, STREAM_ROWS + 4 * k, tau)
+        return xp.minimum((U * n).astype(xp.int64), n - 1)
+
+    rows = draw(keys, 0)
+    todo = xp.arange(R)
+    for k in range(1, 10000):
+        srt = xp.sort(rows[:, todo], axis=0)
+        bad = (srt[1:] == srt[:-1]).any(axis=0) if tau > 1 else xp.zeros(todo.shape[0], dtype=bool)
+        todo = todo[bad]
+        if int(todo.shape[0]) == 0:
+            return rows
+        rows[:, todo] = draw((keys[0][todo], keys[1][todo]), k)
+    raise RuntimeError("row sampling did not produce distinct rows")     # probability ~0
+
+
+def _row_products(xp, dobj, Y, rows, cols, weights):
+    """Σ_k w_k ∇φ_{rows_k}(y_{cols_k}) per column of Y (d, R): the minibatch data gradient.
+
+    The selected rows of Ab are laid out as one CSR matrix B (K × d·R) whose row k holds
+    row ``rows_k`` of Ab in column block ``cols_k``; with y = vec(Yᵀ), z = B y are the K
+    margins and Bᵀ(w ⊙ −σ(−z)) the gradients, two sparse matrix-vector products.
+    """
+    be = dobj.backend
+    d, R = Y.shape
+    Ab = dobj.Ab
+    indptr = xp.asarray(Ab.indptr).astype(xp.int64)
+    start = indptr[rows]
+    cnt = indptr[rows + 1] - start                                          # nnz of each selected row
+    ptr = xp.concatenate([xp.zeros(1, dtype=xp.int64), xp.cumsum(cnt)])
+    nnz = int(ptr[-1])
+    e = xp.arange(nnz, dtype=xp.int64)
+    k = xp.searchsorted(ptr[1:], e, side="right")                           # selected row of entry e
+    src = start[k] + (e - ptr[k])
+    data = xp.asarray(Ab.data)[src]
+    idx = xp.asarray(Ab.indices).astype(xp.int64)[src] + d * cols[k]
+    itype = xp.int32 if max(nnz, d * R) < 2**31 - 1 else xp.int64          # cuSPARSE wants int32
+    B = be.sparse.csr_matrix((data, idx.astype(itype), ptr.astype(itype)), shape=(int(rows.shape[0]), d * R))
+    y = dobj.cast(xp.ascontiguousarray(Y.T).reshape(-1))
+    g = weights * dobj.neg_sigmoid(B @ y)
+    G = B.T @ dobj.cast(g)
+    return xp.asarray(G, dtype=xp.float64).reshape(R, d).T
+
+
+def minibatch_memory(obj, tau, dtype=np.float64):
+    """Device bytes of one Algorithm 1 (II) launch: (fixed, per trajectory); see :func:`dsgd_memory`.
+
+    Per trajectory: τ selected rows of Ab (their entries, indices, the margins) and the (d,)
+    columns of :func:`dsgd_memory`; τ = n adds the full product's (n,) columns.
+    """
+    isz = np.dtype(dtype).itemsize
+    row_nnz = obj.Ab.nnz / max(1, obj.n)
+    per = int(tau * (row_nnz * (isz + 8 + 8 + 8 + 8) + 6 * 8)) + 8 * 20 * obj.d + 8 * 12 * (obj.d // 2 + 1)
+    per += isz * 3 * obj.n if tau >= obj.n else 0
+    if tau * tau > 2 * obj.n:
+        per += 16 * obj.n                                   # the n uniforms of the argsort path
+    return objective_bytes(obj, isz), per
+
+
+def dsgd_minibatch_device(obj, sketches, steps, seeds, iters, batch_size, x0=None, v=None, *,
+                          sampling="uniform", log_every=1, metrics_fn=None, progress=None, backend="cuda",
+                          dtype=np.float64, memory=None):
+    """Algorithm 1 (II) (double sketched minibatch SGD) on R trajectories on a device backend.
+
+    As :func:`mast_cli.algorithms.dsgd` with ``batch_size`` (mast-theory §4):
+
+        y_t = v + S_t(x_t − v),   x_{t+1} = x_t − γ S_t (Σ_{i∈B_t} w_i ∇φ_i(y_t) + ∇r(y_t)),
+
+    B_t: τ rows uniformly without replacement (w_i = 1/τ; :func:`_distinct_rows`) or τ
+    i.i.d. rows with q_i ∝ L_i (``sampling='importance'``, w_i = 1/(n q_i τ), inverse CDF of
+    Philox stream 1).  A trajectory with τ ≥ n and uniform sampling takes the exact full
+    gradient (as on the CPU).  Sketches as :func:`dsgd_device` (stream 0).
+
+    Parameters
+    ----------
+    batch_size : int or array-like (R,)
+        τ of each trajectory (≥ 1).
+    sampling : {'uniform', 'importance'}
+    Other parameters as :func:`dsgd_device`.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    MastError
+        A batch size < 1 or an unknown sampling.
+    """
+    from ..core.philox import STREAM_ROWS
+
+    dobj, be, R, V, X0, gam, seeds = _prepare(obj, backend, dtype, sketches, steps, seeds, x0, v)
+    xp, n = be.xp, dobj.n
+    taus = np.broadcast_to(np.asarray(batch_size), (R,)).astype(np.int64)
+    check(bool(np.all(taus >= 1)), f"batch size {int(taus.min())} must be >= 1")
+    check(sampling in ("uniform", "importance"), f"unknown sampling '{sampling}'; choose uniform or importance")
+    q = None
+    if sampling == "importance":
+        L = dobj.obj.smoothness_per_sample()
+        q = L / L.sum()
+    cdf = None if q is None else xp.asarray(np.cumsum(q))
+    qd = None if q is None else xp.asarray(q)
+    full = (taus >= n) & (sampling == "uniform")
+    fixed, per = minibatch_memory(dobj.obj, int(min(taus.max(), n)), dobj.dtype)
+    chunks = plan_chunks(R, per, fixed, memory if memory is not None else be.free_memory())
+    points = log_iterations(iters, log_every)
+    bar = _Progress(progress, R)
+    pass_cost = np.where(full, 1.0, np.minimum(taus, n) / n)
+
+    def run(a, b):
+        draws = DeviceSketches(sketches[a:b], seed_keys(xp, seeds[a:b]), be)
+        keys = seed_keys(xp, seeds[a:b])
+        Vc = xp.asarray(V[:, a:b])
+        Rc = b - a
+        groups = []                                     # (τ, columns) of the minibatch trajectories
+        for tau in np.unique(taus[a:b][~full[a:b]]):
+            cols = np.flatnonzero((taus[a:b] == tau) & ~full[a:b])
+            groups.append((int(tau), xp.asarray(cols), (keys[0][xp.asarray(cols)], keys[1][xp.asarray(cols)])))
+        full_cols = xp.asarray(np.flatnonzero(full[a:b]))
+        n_full = int(full[a:b].sum())
+        cost = xp.asarray(pass_cost[a:b])
+
+        def batch(t):
+            rows, cols, w = [], [], []
+            for tau, cc, kk in groups:
+                if q is None:
+                    rr = _distinct_rows(xp, kk, t, n, tau)                          # (τ, k)
+                    ww = xp.full(rr.shape, 1.0 / tau)
+                else:
+                    U = uniforms(xp, kk, t, STREAM_ROWS, tau)
+                    rr = xp.minimum(xp.searchsorted(cdf, U.reshape(-1), side="right"), n - 1).reshape(U.shape)
+                    ww = 1.0 / (n * qd[rr] * tau)
+                rows.append(rr.T.reshape(-1))                                     # trajectory-major
+                cols.append(xp.repeat(cc, tau))
+                w.append(ww.T.reshape(-1))
+            return xp.concatenate(rows), xp.concatenate(cols), xp.concatenate(w)
+
+        def step(t, X, ga):
+            S = draws.draw(t)
+            Y = Vc + S * (X - Vc)
+            G = xp.empty_like(Y)
+            if groups:
+                G[...] = _row_products(xp, dobj, Y, *batch(t)) + dobj.penalty.grad(Y)
+            if n_full == Rc:
+                G = dobj.grad(Y)
+            elif n_full:
+                G[:, full_cols] = dobj.grad(Y[:, full_cols])
+            X -= ga * (S * G)
+            return X, (cost, (S != 0).sum(axis=0))
+
+        mf = (lambda X: metrics_fn(X, slice(a, b))) if metrics_fn else None
+        return device_loop(be, step, X0[:, a:b], gam[a:b], iters, log_every, mf, lambda: bar.step(Rc))
+
+    return _assemble([run(a, b) for a, b in chunks], points, chunks)
 
 
 class DeviceRecorder(Recorder):

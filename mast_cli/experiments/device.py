@@ -4,7 +4,7 @@
 device twins of :func:`mast_cli.experiments.alg1.run_dsgd`,
 :func:`~mast_cli.experiments.alg23.run_distributed` and :func:`~mast_cli.experiments.alg23.run_vr`
 (same trajectories, same metric formulas, same extra columns; Philox instead of PCG64
-draws); Algorithm 1 (II) (``dsgd-minibatch``) has no device engine and is refused;
+draws); :func:`run_dsgd_device` also runs Algorithm 1 (II) (``dsgd-minibatch``);
 :func:`make_device_metrics` computes the metrics of
 :func:`mast_cli.experiments.trajectories.make_metrics` (erm_loss, grad_norm_sq, dist_sq,
 mast_loss, test_accuracy) with the same formulas on the device, one evaluation sketch at
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..algorithms.device import distributed_device, dsgd_device, l_svrdsg_device
+from ..algorithms.device import distributed_device, dsgd_device, dsgd_minibatch_device, l_svrdsg_device
 from ..core.backend import check_device, fake_backend, get_backend, sim_backend
 from ..core.device import DEVICE_OBJECTIVES, DeviceObjective
 from ..io.errors import MastError
@@ -26,7 +26,7 @@ __all__ = ["DEVICE_ALGORITHMS", "check_run_device", "backend_of", "make_device_m
 #: NumPy backends posing as a device (tests; :mod:`mast_cli.core.backend`), accepted in configs.
 TEST_DEVICES = ("fake", "sim")
 #: ``mast run --algorithm`` values that run on a device.
-DEVICE_ALGORITHMS = ("dsgd", "distributed", "vr")
+DEVICE_ALGORITHMS = ("dsgd", "dsgd-minibatch", "distributed", "vr")
 
 
 def backend_of(device):
@@ -46,8 +46,8 @@ def check_run_device(device, algorithm=None, objective=None):
     if device == "cpu":
         return
     if algorithm is not None and algorithm not in DEVICE_ALGORITHMS:
-        raise MastError(f"--algorithm {algorithm} does not run on --device {device} (no device engine for "
-                        f"its row minibatches); use {', '.join(DEVICE_ALGORITHMS)} or --device cpu")
+        raise MastError(f"--algorithm {algorithm} does not run on --device {device}; "
+                        f"use {', '.join(DEVICE_ALGORITHMS)} or --device cpu")
     if objective is not None and objective not in DEVICE_OBJECTIVES:
         raise MastError(f"--objective {objective} does not run on --device {device}; "
                         f"use {', '.join(DEVICE_OBJECTIVES)} or --device cpu")
@@ -98,12 +98,17 @@ def make_device_metrics(problem, v, eval_sets, dobj, test=True):
 
 
 def run_dsgd_device(problem, cfg, trajs, v, eval_sets, progress):
-    """One unit of ``mast run --algorithm dsgd --device cuda`` (History on the host)."""
+    """One unit of ``mast run --algorithm dsgd|dsgd-minibatch --device cuda`` (History on the host)."""
     be = backend_of(cfg.device)
     dobj = DeviceObjective(problem.obj, be)
     metrics = make_device_metrics(problem, v, eval_sets, dobj)
     ds = problem.dataset
     extra = 0 if ds.X_test is None else ds.X_test.shape[0]
+    if cfg.algorithm == "dsgd-minibatch":
+        return dsgd_minibatch_device(dobj, [t["sketch_obj"] for t in trajs], [t["step_size"] for t in trajs],
+                                     [t["seed"] for t in trajs], cfg.iters, [t["batch_size"] for t in trajs], v=v,
+                                     sampling=cfg.sampling, log_every=cfg.effective_log_every(),
+                                     metrics_fn=metrics, progress=progress, backend=be)
     return dsgd_device(dobj, [t["sketch_obj"] for t in trajs], [t["step_size"] for t in trajs],
                        [t["seed"] for t in trajs], cfg.iters, v=v, log_every=cfg.effective_log_every(),
                        metrics_fn=metrics, progress=progress, backend=be, extra_rows=extra)
@@ -223,7 +228,8 @@ def run_vr_device(problem, cfg, trajs, v, eval_sets, progress):
 
 
 #: Device runner of each ``mast run --algorithm`` that has one.
-DEVICE_RUNNERS = {"dsgd": run_dsgd_device, "distributed": run_distributed_device, "vr": run_vr_device}
+DEVICE_RUNNERS = {"dsgd": run_dsgd_device, "dsgd-minibatch": run_dsgd_device, "distributed": run_distributed_device,
+                  "vr": run_vr_device}
 
 
 def run_device(problem, cfg, trajs, v, eval_sets, progress):
