@@ -66,7 +66,7 @@ verify: install-test
 	  echo "== mast verify --dataset $$ds"; \
 	  $(MAST) verify --dataset $$ds --out results/verify/$$ds --quiet; \
 	done
-	$(PYTEST) -q -m slow tests/test_verify.py tests/test_dask_cluster.py
+	$(PYTEST) -q -m slow tests/test_verify.py tests/test_verify_new_checks.py tests/test_dask_cluster.py
 	$(MAKE) mutants
 
 # The mutation catalogue (mutants/catalogue.py): `mast verify --quick` on heart_scale and a1a

@@ -117,7 +117,7 @@ E = Edit
 SK, DF, PEN = "mast_cli.core.sketches", "mast_cli.core.datafit", "mast_cli.core.penalties"
 ENG, DSGD, DIST, VR = ("mast_cli.algorithms._engine", "mast_cli.algorithms.dsgd", "mast_cli.algorithms.distributed",
                        "mast_cli.algorithms.vr")
-TH, POOL = "mast_cli.core.theory", "mast_cli.core.pool"
+TH, POOL, OBJ = "mast_cli.core.theory", "mast_cli.core.pool", "mast_cli.core.objective"
 
 MUTANTS = (
     # --- sketches: samplers, moments, constants ---------------------------------------------
@@ -185,6 +185,40 @@ MUTANTS = (
               "math.sqrt(_finite_LSmax(L_S_max, \"Algorithm 1 (I)\"))"),)),
     Mutant("step-vr-no-6", "theory step", "Theorem 18 step 1/(L_f L_S^max) instead of 1/(6 L_f L_S^max)",
            (E(TH, "step_vr", "6.0 * L_f", "L_f"),)),
+    Mutant("step-thm3-no-T", "theory step", "Theorem 3 step 1/(L_f √(L_D L_S^max)): the horizon T left out (too large)",
+           (E(TH, "step_theorem3", "L_D * _finite_LSmax(L_S_max, \"Theorem 3\") * T", "L_D * _finite_LSmax(L_S_max, \"Theorem 3\")"),)),
+    Mutant("step-thm4-double", "theory step", "Theorem 4 step 2/√(L_f L_D A' T) (twice the largest allowed)",
+           (E(TH, "step_theorem4", "return 1.0 / math.sqrt(", "return 2.0 / math.sqrt("),)),
+    # --- added after the first measured catalogue: bugs of kinds the first 25 did not cover -----
+    Mutant("randk-skewed", "sketch sampler", "Rand-K keys scaled by position: low-index coordinates kept more often",
+           (E(SK, "RandK.sample", "keys = rng.random((size, self.d))",
+              "keys = rng.random((size, self.d)) * (1.0 + np.arange(self.d) / self.d)"),)),
+    Mutant("bernoulli-keep-1-p", "sketch sampler", "Bernoulli keeps c_j with probability 1 − p_j (scaled 1/p_j)",
+           (E(SK, "Bernoulli.sample", "keep = rng.random((size, self.d)) < self.p",
+              "keep = rng.random((size, self.d)) < 1.0 - self.p"),)),
+    Mutant("permk-blocks-overlap", "sketch sampler", "Perm-K: each worker's block from its own permutation (blocks overlap)",
+           (E(SK, "PermK.sample_blocks", "r = ranks[:, None, :]",
+              "r = np.stack([self._ranks(rng, size) for _ in range(self.M)], axis=1)"),)),
+    Mutant("grad-label-sign", "objective gradient", "∇f = −∇(data term) + ∇r: the data gradient's sign lost (b ⊙ … with −b)",
+           (E(OBJ, "LogisticObjective.grad", "return self.datafit.grad(X, dtype, threads)",
+              "return -self.datafit.grad(X, dtype, threads)"),)),
+    Mutant("ridge-mu-no-lambda", "objective μ_f", "ridge μ_f = λ_min(AᵀA)/n: the λ of λ_min(H) left out",
+           (E(OBJ, "RidgeL2.mu", "max(float(np.linalg.eigvalsh(G / self.n)[0]), 0.0) + self.lam",
+              "max(float(np.linalg.eigvalsh(G / self.n)[0]), 0.0)"),)),
+    Mutant("minibatch-with-replacement", "Algorithm 1 (II) uniform",
+           "uniform minibatches drawn with replacement (weights 1/τ)",
+           (E(ENG, "RowBank._draw", "rows = sample_rows_without_replacement(rng, self.n, tau, CHUNK)",
+              "rows = rng.integers(self.n, size=(CHUNK, tau))"),)),
+    Mutant("importance-q-squared", "Algorithm 1 (II) importance",
+           "importance probabilities q_i ∝ L_i² (weights 1/(n q_i τ) consistent: still unbiased)",
+           (E(DSGD, "dsgd", "q = L / L.sum()", "q = L * L / (L * L).sum()"),)),
+    Mutant("workers-share-seed", "Algorithm 2", "every worker's sketch generator gets the same seed (S_1 = … = S_M)",
+           (E(DIST, "WorkerSketches.sample",
+              "return np.stack([sk.sample(rng, size) for sk in self.sketches], axis=1)",
+              "return np.stack([sk.sample(np.random.default_rng(s), size) for s in [int(rng.integers(2 ** 62))] "
+              "for sk in self.sketches], axis=1)"),)),
+    Mutant("alg3-refresh-prob-1/N", "Algorithm 3", "the reference is refreshed with probability 1/N instead of p",
+           (E(VR, "_VRBank._refill", "coins = rc.random(CHUNK) < self.p[r]", "coins = rc.random(CHUNK) < 1.0 / self.N"),)),
     # --- seeding -----------------------------------------------------------------------------------
     Mutant("seeds-identical", "seeding", "every trajectory's streams ignore its seed (all trajectories identical)",
            (E(ENG, "streams", "SeedSequence(int(seed))", "SeedSequence(0)"),)),

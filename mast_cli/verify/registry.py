@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .checks import (constants, distributed, estimators, exact, independence, lemmas, rates, sketches, theorem1,
-                     unbiased, vr)
+from .checks import (constants, distributed, estimators, exact, independence, lemmas, minibatch, rates, sketches,
+                     steps, theorem1, unbiased, vr)
 
 __all__ = ["Check", "CHECKS", "NEEDS_L_S_MAX", "check_ids"]
 
@@ -85,10 +85,13 @@ CHECKS = (
     Check("sketch-support", sketches.sketch_support, "exact"),
     Check("sketch-L_S_max", sketches.sketch_L_S_max, "exact"),
     Check("sketch-enumeration", sketches.sketch_enumeration, "exact"),
+    Check("sketch-other-level", sketches.sketch_other_level, "stochastic", progress="samplers at a second level"),
     Check("permk-blocks", sketches.permk_blocks, "exact", progress="perm-k (M ∤ d)"),
     Check("pool-constants", sketches.pool_constants, "exact"),
     Check("const-L_f", constants.exact_L_f, "exact", constants.is_logistic, progress="exact constants"),
     Check("const-L_i", constants.exact_L_i, "exact", constants.is_logistic),
+    Check("const-ridge", constants.exact_ridge, "exact", constants.is_ridge, progress="exact constants (ridge)"),
+    Check("theory-steps", steps.theory_steps, "exact", progress="theory steps"),
     # lemmas and Theorem 1 (exact for D_pool)
     Check("lemma1-iii", lemmas.lemma1_iii, "exact", progress="lemmas"),
     Check("lemma2", lemmas.lemma2, "exact", convex),
@@ -103,9 +106,14 @@ CHECKS = (
     Check("unbiased-II", estimators.unbiased_II_uniform, "stochastic", estimators.tiny_applies,
           progress="unbiased (Alg. 1 (II), 2, 3; tiny problem)"),
     Check("unbiased-II-importance", estimators.unbiased_II_importance, "stochastic", estimators.tiny_applies),
+    Check("minibatch-sampling", minibatch.minibatch_sampling, "exact", minibatch.probe_applies,
+          progress="minibatch sampling (Alg. 1 (II))"),
+    Check("alg2-workers", distributed.worker_independence, "stochastic", _workers(always),
+          progress="worker sketches (Alg. 2)"),
     Check("unbiased-alg2", estimators.unbiased_alg2, "exact", estimators.tiny_applies),
     Check("unbiased-alg2-permk", estimators.unbiased_alg2_permk, "exact", estimators.tiny_applies),
     Check("unbiased-alg3", estimators.unbiased_alg3, "stochastic", estimators.tiny_applies),
+    Check("alg3-refresh", vr.alg3_refresh, "exact", estimators.tiny_applies, progress="refresh (Alg. 3)"),
     Check("independence", independence.independence, "stochastic", progress="independence"),
     # rates (stochastic, every logged t, null and power)
     Check("thm2", rates.thm2, "stochastic", convex, True, "theorem 2"),

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from ..result import CheckResult
 
-__all__ = ["exact_L_f", "exact_L_i", "is_logistic"]
+__all__ = ["exact_L_f", "exact_L_i", "exact_ridge", "is_logistic", "is_ridge"]
 
 #: Penalty curvature at 0 per objective name (the independent reference).
 PEN_CURV_AT_0 = {"logreg": 1.0, "logreg-nonconvex": 2.0}
@@ -56,3 +56,25 @@ def exact_L_i(ctx):
     err_mu = abs(float(obj.mu) - mu_ref) / max(mu_ref, 1e-300) if mu_ref > 0 else abs(float(obj.mu))
     return CheckResult("const-L_i", "§3.2: L_i = ‖a_i‖²/4 + λ for every row, μ_f = λ (exact)", max(err, err_mu), RTOL,
                        recon=False, notes=f"relative errors: L_i {err:.1e}, μ_f {err_mu:.1e}")
+
+
+def is_ridge(ctx):
+    return getattr(ctx.obj, "name", "") == "ridge"
+
+
+def exact_ridge(ctx):
+    """Ridge: L_f = λ_max(H), μ_f = λ_min(H) with H = AᵀA/n + λI (mast-theory §2.6), to 1e-8 relative,
+    H built here from A and λ (dense eigensolver), and the per-row L_i = ‖a_i‖² + λ."""
+    obj = ctx.obj
+    G = obj.A.T @ obj.A
+    G = G.toarray() if sp.issparse(G) else np.asarray(G)
+    ev = np.linalg.eigvalsh(G / obj.n + obj.lam * np.eye(obj.d))
+    lo, hi = float(ev[0]), float(ev[-1])
+    err_L = abs(float(obj.smoothness()) - hi) / hi
+    err_mu = abs(float(obj.mu) - lo) / hi                     # relative to L_f: λ_min may be ≈ λ only
+    row = np.asarray(obj.A.multiply(obj.A).sum(axis=1)).ravel() + obj.lam
+    err_i = float(np.max(np.abs(np.asarray(obj.smoothness_per_sample(), dtype=np.float64) - row) / row))
+    return CheckResult("const-ridge", "§2.6: ridge L_f = λ_max(H), μ_f = λ_min(H), H = AᵀA/n + λI; L_i = ‖a_i‖² + λ "
+                       "(exact)", max(err_L, err_mu, err_i), RTOL, recon=False,
+                       notes=f"L_f {float(obj.smoothness()):.10g} vs {hi:.10g}, μ_f {float(obj.mu):.10g} vs {lo:.10g}; "
+                             f"relative errors L_f {err_L:.1e}, μ_f {err_mu:.1e} (of L_f), L_i {err_i:.1e}")

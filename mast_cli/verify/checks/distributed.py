@@ -13,7 +13,7 @@ from ...core import theory
 from .. import regime
 from .rates import gradient_start, _min_T
 
-__all__ = ["alg2", "thm5"]
+__all__ = ["alg2", "thm5", "worker_independence"]
 
 
 def _split(ctx):
@@ -79,3 +79,32 @@ def thm5(ctx):
         "thm5", f"Theorem 5 (M={M}): min_t<T' E‖∇F(x^t)‖² ≤ 6(F(x⁰) − F^inf)/(γT') + 2γD·gap, T' ≤ T={T}",
         h.iterations, h.metrics["g"], lambda Tp: theory.theorem5_distributed(Tp, gam, D, F0, 0.0), g0,
         "D = (max L_fi L_Di)(max L_fi L_Si^max) ≥ D_max; certified ℓ = 0 ≤ f_i")
+
+
+#: Joint draws of the worker-independence check (quick, full).
+WORKER_DRAWS = {True: 5000, False: 15000}
+
+
+def worker_independence(ctx):
+    """Algorithm 2's joint law with independent workers (``WorkerSketches(D, M).sample``, what the
+    engine draws): E[s_i] = 1 for every worker, and E[s_{i,k} s_{j,k}] = E[s_i]E[s_j] = 1 for
+    workers i ≠ j (independent, unbiased sketches), per coordinate k.  Two-sided z-tests on the
+    sample means, Bonferroni over all comparisons, family-wise 99%.  Workers sharing a stream or
+    a seed make s_i = s_j and E[s_{i,k} s_{j,k}] = E[s_k²] = 1 + P_kk > 1."""
+    from ...algorithms import WorkerSketches
+    from ...core.sketches import PermK
+    from .sketches import _zrow
+
+    if isinstance(ctx.sketch, PermK):
+        return []
+    M = max(2, min(ctx.cfg.workers, ctx.obj.n))
+    m = WORKER_DRAWS[bool(ctx.cfg.quick)]
+    B = WorkerSketches(ctx.sketch, M).sample(np.random.default_rng([ctx.cfg.seed, 4245]), m)    # (m, M, d)
+    i, j = np.triu_indices(M, 1)
+    prod = B[:, i, :] * B[:, j, :]                                                           # (m, pairs, d)
+    dev = np.concatenate([(B.mean(axis=0) - 1.0).ravel(), (prod.mean(axis=0) - 1.0).ravel()])
+    se = np.concatenate([(B.std(axis=0, ddof=1) / math.sqrt(m)).ravel(),
+                         (prod.std(axis=0, ddof=1) / math.sqrt(m)).ravel()])
+    row = _zrow("alg2-workers", f"§5: Alg. 2's M={M} worker sketches are independent and unbiased: E[s_i] = 1, "
+                "E[s_{i,k}s_{j,k}] = 1 for i ≠ j", dev, se, m, f"{i.size} worker pairs × d coordinates")
+    return row

@@ -18,7 +18,7 @@ import numpy as np
 from ..result import CheckResult, z_bonferroni
 
 __all__ = ["sketch_mean", "sketch_second_moment", "sketch_cross_moment", "sketch_support", "sketch_L_S_max",
-           "sketch_enumeration", "pool_constants", "permk_blocks"]
+           "sketch_enumeration", "pool_constants", "permk_blocks", "sketch_other_level"]
 
 #: Monte Carlo draws of the sampler checks (quick, full).
 DRAWS = {True: 20_000, False: 60_000}
@@ -211,3 +211,39 @@ def permk_blocks(ctx):
                       (mean - 1.0).ravel(), np.sqrt(np.broadcast_to(var, mean.shape) / m).ravel(), m))
     rows[-1].check = "permk-mean"
     return rows
+
+
+#: The second sparsity level of :func:`sketch_other_level` (0.3 when the run's level is 0.8).
+ALT_SPARSITY = 0.8
+
+
+def sketch_other_level(ctx):
+    """The sampler checks above again at a second sparsity level of the same family (Bernoulli,
+    Rand-K): a bug symmetric at the run's level (keep probability p ↔ 1 − p, K ↔ d − K at
+    sparsity 0.5) shows at the other.  Rows are named ``<check>@<level>``."""
+    from types import SimpleNamespace
+
+    from ...core.sketches import Bernoulli, RandK, make_sketch
+
+    if not isinstance(ctx.sketch, (Bernoulli, RandK)):
+        return []
+    alt = ALT_SPARSITY if abs(float(ctx.sketch.sparsity) - ALT_SPARSITY) > 1e-9 else 0.3
+    sk = make_sketch(ctx.sketch.name, ctx.obj.d, sparsity=alt)
+    sub = SimpleNamespace(sketch=sk, cfg=ctx.cfg, cache={}, obj=ctx.obj)
+    rows = []
+    for f in (sketch_mean, sketch_second_moment, sketch_cross_moment, sketch_support, sketch_L_S_max,
+              sketch_enumeration):
+        out = f(sub)
+        for r in (out if isinstance(out, list) else [out]):
+            r.check = f"{r.check}@{alt:g}"
+            r.notes = f"{sk.name} at sparsity {alt:g} ({_param(sk)}); " + r.notes
+            rows.append(r)
+    return rows
+
+
+def _param(sk):
+    k = getattr(sk, "k", None)
+    if k is not None:
+        return f"K = {k}"
+    p = np.atleast_1d(getattr(sk, "p", np.nan))
+    return f"p = {float(p.mean()):.3g}"

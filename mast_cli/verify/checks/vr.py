@@ -11,7 +11,7 @@ from ...core import theory
 from .. import regime
 from ..result import CheckResult
 
-__all__ = ["alg3_vr", "vr_exact"]
+__all__ = ["alg3_vr", "vr_exact", "alg3_refresh"]
 
 
 def _refresh_prob(ctx, gam):
@@ -104,3 +104,45 @@ def vr_exact(ctx):
                        notes=(f"first below 1e-20 at t = {t_hit}" if hit else "never below 1e-20")
                        + f"; worst of {VR_EXACT_SEEDS} seeds; ‖∇f_pool(x*_pool)‖ = {info['grad_norm']:.1e}; "
                        f"γ = {gam:.4g}, p = {p:.3g}")
+
+
+#: Refresh probability, horizon and trajectories of :func:`alg3_refresh`'s coin test.
+REFRESH_P, REFRESH_T, REFRESH_R = 0.2, 100, 200
+
+
+def alg3_refresh(ctx):
+    """Algorithm 3's reference refresh on the tiny problem of :mod:`.estimators` (b = N):
+
+    * exact: with p = 1 the reference after step t is w = x^t (line "w_{t+1} = x_t"): the
+      engine's final ``W`` after T = 3 steps equals the iterate x² of the same seeds' 2-step run;
+    * stochastic: with p = 0.2 the number of refreshes over T·R coin flips is Binomial(T·R, p):
+      two-sided z-test at 99%.
+    """
+    from ... import algorithms
+    from .estimators import tiny_problem
+
+    obj, sk, x, v = tiny_problem(ctx)
+    S, w = sk.enumerate()
+    pw = None if np.allclose(w, w[0]) else w
+    gam = 0.1 / max(1e-12, float(obj.smoothness()) * float(np.max(S * S)))
+    seeds = np.arange(8) + 21_000_000 + 1000 * ctx.cfg.seed
+    run = lambda T, p, sd: algorithms.l_svrdsg(obj, S, np.full(len(sd), gam), sd, T,  # noqa: E731
+                                                ref_prob=p, x0=x, v=v, pool_weights=pw)
+    x2 = run(2, 1.0, seeds).x_final
+    W3 = run(3, 1.0, seeds).extra["W"]
+    moved = float(np.max(np.abs(x2 - x[:, None])))
+    err = float(np.max(np.abs(W3 - x2))) / max(moved, 1e-300)
+    rows = [CheckResult("alg3-refresh", "§5 Alg. 3: with p = 1 the reference point after step t is w = x^t "
+                        "(engine's W after 3 steps = its x² after 2)", err, 1e-12, samples=len(seeds), recon=False,
+                        notes=f"max |W − x²| relative to ‖x² − x⁰‖_∞ = {moved:.3g}; tiny problem d = {obj.d}")]
+    R, T, p = REFRESH_R, REFRESH_T, REFRESH_P
+    h = run(T, p, np.arange(R) + 22_000_000 + 1000 * ctx.cfg.seed)
+    k = float(np.sum(h.extra["refreshes"]))
+    m = T * R
+    z = abs(k - m * p) / math.sqrt(m * p * (1 - p))
+    from ..result import z_bonferroni
+
+    rows.append(CheckResult("alg3-refresh-rate", f"§5 Alg. 3: the reference is refreshed with probability p = {p} "
+                            "per step", z, z_bonferroni(2), kind="stochastic", samples=m, recon=False,
+                            notes=f"{int(k)} refreshes in {m} steps (expected {m * p:.0f}); |z|, two-sided 99%"))
+    return rows
