@@ -14,7 +14,7 @@ from ._outputs import check_claim, default_out
 @click.command()
 @dataset_option
 @click.option("--lam", default="auto", show_default=True,
-              help="ℓ2 regularization λ, or auto: λ = λ_max(AᵀA)/(4n)/9 (L_f/λ = 10), the regime in which "
+              help="ℓ2 regularization λ, or auto: λ = λ_max(AᵀA)/(4n)/9 (ridge: λ_max(AᵀA)/n/9; L_f/λ = 10), the regime in which "
                    "every rate check has power ≥ 2.")
 @objective_option
 @click.option("--sketch", "-s", default="bernoulli,rand-k", show_default=True,
