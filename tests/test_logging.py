@@ -14,14 +14,14 @@ from mast_cli.cli import cli
 from mast_cli.core.sketches import Bernoulli
 
 
-def test_geometric_schedule_is_benchopts():
-    # benchopt: stop_val = max(stop_val + 1, int(1.5 stop_val)) from 1; plus 0 and T
-    assert log_iterations(100, None) == [0, 1, 2, 3, 4, 6, 9, 13, 19, 28, 42, 63, 94, 100]
+def test_geometric_schedule_is_benchopts_rule_with_ratio_2():
+    # benchopt: stop_val = max(stop_val + 1, int(rho stop_val)) from 1, here rho = 2; plus 0 and T
+    assert log_iterations(100, None) == [0, 1, 2, 4, 8, 16, 32, 64, 100]
     assert log_iterations(100, "geometric") == log_iterations(100, None)
-    assert log_iterations(94, None)[-3:] == [42, 63, 94]            # T on the schedule: once
+    assert log_iterations(64, None)[-3:] == [16, 32, 64]            # T on the schedule: once
     assert log_iterations(0, None) == [0] and log_iterations(1, None) == [0, 1]
     assert log_iterations(10, 4) == [0, 4, 8, 10]                   # an int keeps the old schedule
-    assert len(log_iterations(10_000, None)) == 25
+    assert len(log_iterations(300, None)) == 11 and len(log_iterations(10_000, None)) == 16
 
 
 def test_times_exclude_metric_evaluation(a1a_obj):

@@ -35,7 +35,7 @@ from ._outputs import check_claim, default_out
               help="Shift v: zero, erm (x*_ERM), noisy:σ, lam:λ, half or a .npy file.")
 @click.option("--log-every", "log_every", type=int, default=None,
               help="Log metrics every N iterations (default: a geometric schedule, dense early: "
-                   "0-4, then t -> max(t+1, 1.5t), and T).")
+                   "0, 1, 2, 4, 8, ... and T).")
 @click.option("--record-time", "record_time", is_flag=True, default=False,
               help="Add a 'time' column: wall seconds of the steps, metric evaluation excluded "
                    "(not reproducible bit for bit, so off by default).")
