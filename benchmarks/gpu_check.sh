@@ -12,7 +12,7 @@
 #      If it fails, the rest runs with MAST_DEVICE_KERNEL=cusparse and without the fused rows.
 #   4. benchmarks/gpu_bench.py (timeout 140 s; it starts no measurement after 85 s): µs per
 #      trajectory-step for both kernels               -> RESULTS/gpu_results.{md,json}, gpu_bench.log
-#   5. pytest -m gpu tests/test_device.py tests/test_fused_device.py (timeout 70 s) -> RESULTS/gpu_tests.log
+#   5. pytest -m gpu tests/test_fused_device.py tests/test_device.py (timeout 70 s, SIGINT) -> RESULTS/gpu_tests.log
 # RESULTS is $GPU_OUT, else $OUT (the device machine's return folder), else benchmarks/gpu_results.
 # Every line of progress carries the UTC time.  MAST_GPU_DRY_RUN=1 runs the same flow without a GPU
 # (fake NumPy backend, a1a, tiny R; the gpu tests skip) to check the script itself.  Exit 0 only when the tests pass and the table
@@ -78,11 +78,12 @@ timeout 140 "$PY" benchmarks/gpu_bench.py --out "$RESULTS" --total-s 85 "${BENCH
 bench_rc=${PIPESTATUS[0]}
 say "bench exit $bench_rc"
 
-say "agreement tests (pytest -m gpu tests/test_device.py tests/test_fused_device.py, timeout 70 s)"
-timeout 70 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_device.py tests/test_fused_device.py -rs \
-  > "$RESULTS/gpu_tests.log" 2>&1
+say "agreement tests (pytest -m gpu tests/test_fused_device.py tests/test_device.py, timeout 70 s)"
+# SIGINT at the timeout: pytest stops and still prints its summary of what ran
+timeout -s INT -k 10 70 "$PY" -m pytest -v -p no:cacheprovider -m gpu tests/test_fused_device.py tests/test_device.py \
+  -rs --durations=5 > "$RESULTS/gpu_tests.log" 2>&1
 test_rc=$?
-tail -15 "$RESULTS/gpu_tests.log"
+grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$RESULTS/gpu_tests.log" | tail -25
 say "tests exit $test_rc"
 
 ls -la "$RESULTS"
