@@ -184,3 +184,60 @@ def test_suite_file_message_names_existing_commands():
     assert "mast reproduce --only delta_sparsity" in res.output
     res = CliRunner().invoke(cli, ["run", "--config", str(exp / "fig1_pruning_bernoulli.toml")])
     assert res.exit_code == 2 and f"mast prune --config {exp / 'fig1_pruning_bernoulli.toml'}" in res.output
+
+
+# --- mast verify takes run's sketch options; its table fits a terminal ----------------------
+
+@pytest.fixture
+def few_checks(monkeypatch):
+    from mast_cli.verify import registry
+
+    keep = ("sketch-mean", "lemma1-iii", "alg2")
+    monkeypatch.setattr(registry, "CHECKS", tuple(c for c in registry.CHECKS if c.id in keep))
+
+
+def _verify(args, out):
+    import csv
+
+    res = CliRunner().invoke(cli, ["verify", "-d", "heart_scale", "--quick", "--seeds", "4", *args, "-o", str(out)])
+    rows = list(csv.DictReader(open(out / "verify.csv"))) if (out / "verify.csv").exists() else []
+    return res, rows
+
+
+def test_verify_takes_the_sketch_options_of_run(few_checks, tmp_path):
+    """--p/--k choose the families and their levels (d = 13: K = 5 is sparsity 8/13); --workers M is
+    Perm-K's number of blocks and Algorithm 2's number of workers."""
+    res, rows = _verify(["--p", "0.3", "--k", "5"], tmp_path / "a")
+    assert res.exit_code == 0, res.output
+    levels = {(r["sketch"], round(float(r["sparsity"]), 6)) for r in rows}
+    assert levels == {("bernoulli", 0.7), ("rand-k", round(8 / 13, 6))}
+    res, rows = _verify(["--sketch", "perm-k", "--workers", "3"], tmp_path / "b")
+    assert res.exit_code == 0, res.output
+    assert {round(float(r["sparsity"]), 6) for r in rows} == {round(2 / 3, 6)}
+    cfg = json.loads((tmp_path / "b" / "verify.json").read_text())["config"]
+    assert cfg["workers"] == 3 and "alg2" in {r["check"] for r in rows}
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--p", "0.3", "--sparsity", "0.5"], ("--p 0.3", "--sparsity 0.5")),
+    (["--k", "5", "--sketch", "bernoulli"], ("--k 5", "--sketch bernoulli")),
+    (["--sketch", "perm-k", "--workers", "3", "--sparsity", "0.5"], ("--workers 3", "--sparsity 0.5")),
+    (["--sigma", "0.3", "--sketch", "rand-k"], ("--sigma 0.3", "--sketch rand-k")),
+    (["--p", "1.5"], ("--p 1.5",)),
+])
+def test_verify_refuses_conflicting_sketch_options(args, names, tmp_path):
+    res, _ = _verify(args, tmp_path / "o")
+    assert res.exit_code == 2 and res.output.startswith("Error:") and res.output.count("\n") == 1
+    assert all(n in res.output for n in names), res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_verify_table_fits_a_terminal(few_checks, tmp_path):
+    """Two levels of two families: the printed report stays under 100 columns; the statements are
+    in verify.csv."""
+    res, rows = _verify(["--sparsity", "0.3,0.7", "-q"], tmp_path / "w")
+    assert res.exit_code == 0, res.output
+    assert len(rows) >= 8 and all(r["statement"] for r in rows)
+    width = max(len(line) for line in res.output.splitlines() if not line.startswith("wrote "))   # paths
+    assert width < 100, width
+    assert "| verdict" in res.output and "sweep: Δ(sparsity)" in res.output

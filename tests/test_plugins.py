@@ -65,8 +65,28 @@ def test_plugin_in_run(plugin_path, tmp_path):
     assert set(df.sketch) == {"uniform", "bernoulli"} and (df.status == "ok").all()
     last = df[df.iteration == df.iteration.max()]
     assert (last.erm_loss < df[df.iteration == 0].erm_loss.max()).all()      # it trains
-    # mast verify with this plug-in: not yet (the battery's sketch checks enumerate every family
-    # on a small d; a continuous sketch like this one cannot be enumerated)
+
+
+def test_plugin_in_verify(plugin_path, tmp_path):
+    """`mast verify --sketch uniform --sigma 0.3`: the checks that enumerate a sketch's support
+    (the tiny-problem unbiasedness checks) are skipped, not failed; the Monte Carlo and pool-based
+    checks run on the plug-in's sketch (σ = 0.3 from --sigma) and hold."""
+    import csv
+
+    res = mast(["verify", "-d", "heart_scale", "--sketch", "uniform", "--sigma", "0.3", "--quick", "-o", "v", "-q"],
+               plugin_path, tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+    rows = list(csv.DictReader(open(tmp_path / "v" / "verify.csv")))
+    skipped = {r["check"] for r in rows if r["verdict"] == "skipped"}
+    assert {"unbiased-II", "unbiased-alg2", "unbiased-alg3"} <= skipped
+    assert all("not enumerable" in r["notes"] for r in rows if r["verdict"] == "skipped")
+    ran = {r["check"] for r in rows if r["verdict"] == "ok"}
+    assert {"sketch-mean", "sketch-second-moment", "lemma1-iii", "thm1-upper", "thm2", "thm3"} <= ran
+    assert {r["sketch"] for r in rows} == {"uniform"}
+    info = json.loads((tmp_path / "v" / "verify.json").read_text())
+    assert info["sweep"][0]["pool_L_D"] == pytest.approx(1 + 0.3 ** 2, rel=0.1)     # σ = 0.3 was used
+    assert "skipped: not enumerable" in res.stdout
+    assert max(len(line) for line in res.stdout.splitlines()) < 100
 
 
 def test_plugin_errors_are_one_line(plugin_path, tmp_path):

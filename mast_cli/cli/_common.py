@@ -177,24 +177,27 @@ def objective_option(f):
                         help="logreg (ℓ2-logistic), logreg-nonconvex, or ridge ((1/2n)‖Ax − b‖² + λ/2‖x‖², exact oracles).")(f)
 
 
-def sketch_options(f=None, *, default=None):
-    """The sketch options (``--sketch --p --k --workers --sigma --sparsity``).
+def sketch_options(f=None, *, default=None, sketch_help=None, sparsity_default=None, sparsity_help=None):
+    """The sketch options (``--sketch --p --k --workers --sigma --sparsity``), one definition for
+    ``mast run``, ``mast constants`` and ``mast verify``.
 
-    Used bare (``@sketch_options``: no default sketch) or as ``@sketch_options(default=...)``.
+    Used bare (``@sketch_options``: no default sketch) or as ``@sketch_options(default=...)``;
+    a command may give its own help for ``--sketch`` and ``--sparsity`` and a sparsity default.
     """
     if f is None:
-        return lambda g: sketch_options(g, default=default)
+        return lambda g: sketch_options(g, default=default, sketch_help=sketch_help,
+                                        sparsity_default=sparsity_default, sparsity_help=sparsity_help)
     opts = [
         click.option("--sketch", "-s", default=default, show_default=default is not None,
-                     help="identity, bernoulli, rand-k, perm-k, gaussian, dropout-unscaled "
-                          "(or a plug-in's name; comma list to compare families)."),
+                     help=sketch_help or "identity, bernoulli, rand-k, perm-k, gaussian, dropout-unscaled "
+                                         "(or a plug-in's name; comma list to compare families)."),
         click.option("--p", "p", type=FLOATS, default=None,
                      help="Bernoulli keep probability in (0,1] (a list gives one value per level/worker)."),
         click.option("--k", "k", type=INTS, default=None, help="Rand-K: number of kept coordinates K."),
         click.option("--workers", "workers", type=int, default=None, help="Perm-K / distributed: workers M."),
         click.option("--sigma", type=float, default=None, help="Gaussian sketch: standard deviation σ."),
-        click.option("--sparsity", type=FLOATS, default=None,
-                     help="Sparsity levels (p = 1 − s, K = round((1 − s) d), M = round(1/(1 − s)))."),
+        click.option("--sparsity", type=FLOATS, default=sparsity_default, show_default=sparsity_default is not None,
+                     help=sparsity_help or "Sparsity levels (p = 1 − s, K = round((1 − s) d), M = round(1/(1 − s)))."),
     ]
     for opt in reversed(opts):
         f = opt(f)

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ..io.errors import MastError
+from ..io.errors import MastError, NotEnumerable
 from ..io.plugins import SKETCH_GROUP, Registry
 
 __all__ = [
@@ -144,7 +144,7 @@ class Sketch:
         Only for small supports (≤ ``MAX_ENUMERATION`` points); used as the exact
         oracle for Monte Carlo estimates in tests and in ``mast verify``.
         """
-        raise MastError(f"sketch '{self.name}' cannot be enumerated for d={self.d}")
+        raise NotEnumerable(f"sketch '{self.name}' cannot be enumerated for d={self.d}")
 
     def params(self):
         """The sketch's parameters as a plain dict (written to metadata)."""
@@ -157,7 +157,7 @@ class Sketch:
 
 def _check_enumerable(n):
     if n > MAX_ENUMERATION:
-        raise MastError(f"support of {n} sketches is too large to enumerate")
+        raise NotEnumerable(f"support of {n} sketches is too large to enumerate")
 
 
 class Identity(Sketch):

@@ -11,6 +11,11 @@ class MastError(ValueError):
     exit_code = 2
 
 
+class NotEnumerable(MastError):
+    """A sketch distribution whose support cannot be listed (continuous, or too large):
+    checks that need exact enumeration skip it (``mast verify`` reports them skipped)."""
+
+
 def check(condition, message):
     """Raise :class:`MastError` with ``message`` unless ``condition`` holds."""
     if not condition:

@@ -52,12 +52,12 @@ working one).
 """
 
 from .battery import run_battery, verify_dataset
-from .config import FULL, QUICK, VerifyConfig
+from .config import FULL, QUICK, VerifyConfig, sketch_levels
 from .context import Context, Problem, load_verify_problem
 from .registry import CHECKS, NEEDS_L_S_MAX, Check
 from .report import CSV_COLUMNS, format_table, result_json, write_outputs
 from .result import EXACT_RTOL, FD_TOL, MIN_POWER, Z99, CheckResult
 
-__all__ = ["Z99", "EXACT_RTOL", "FD_TOL", "MIN_POWER", "VerifyConfig", "QUICK", "FULL", "CheckResult", "Check",
+__all__ = ["Z99", "EXACT_RTOL", "FD_TOL", "MIN_POWER", "VerifyConfig", "QUICK", "FULL", "sketch_levels", "CheckResult", "Check",
            "CHECKS", "NEEDS_L_S_MAX", "Context", "Problem", "load_verify_problem", "verify_dataset", "run_battery",
            "write_outputs", "result_json", "format_table", "CSV_COLUMNS"]

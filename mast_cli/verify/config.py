@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..io.errors import check
 
-__all__ = ["VerifyConfig", "QUICK", "FULL"]
+__all__ = ["VerifyConfig", "QUICK", "FULL", "sketch_levels"]
 
 QUICK = {"pool": 32, "seeds": 16, "iters": None, "points": 3, "fresh": 64, "batch": 16, "workers": 4}
 FULL = {"pool": 128, "seeds": 32, "iters": None, "points": 5, "fresh": 256, "batch": 32, "workers": 4}
@@ -22,7 +22,13 @@ class VerifyConfig:
     lam: float | None = None
     objective: str = "logreg"
     sketches: list = field(default_factory=lambda: ["bernoulli", "rand-k"])
-    sparsity: list = field(default_factory=lambda: [0.5])
+    #: sparsity levels; None = 0.5 for every family without its own parameter below
+    sparsity: list | None = field(default_factory=lambda: [0.5])
+    #: explicit levels, as ``mast run``'s --p/--k/--sigma: Bernoulli keep probabilities, Rand-K
+    #: K values, the Gaussian σ (a plug-in sketch reads the ones it takes)
+    p: list | None = None
+    k: list | None = None
+    sigma: float | None = None
     quick: bool = False
     pool: int | None = None
     seeds: int | None = None
@@ -61,8 +67,14 @@ class VerifyConfig:
             check(name in SKETCHES, f"unknown sketch '{name}'; choose one of {', '.join(SKETCHES)}")
             check(name != "dropout-unscaled",
                   "sketch 'dropout-unscaled' is biased (E[S] ≠ I): the theory needs Assumption 1")
-        for s in self.sparsity:
+        for s in self.sparsity or []:
             check(0 <= s < 1, f"sparsity {s:g} must be in [0, 1)")
+        for p in self.p or []:
+            check(0 < p <= 1, f"--p {p:g} must be in (0, 1]")
+        for k in self.k or []:
+            check(isinstance(k, int) and k >= 1, f"--k {k} must be an integer >= 1")
+        check(self.sigma is None or (math.isfinite(self.sigma) and self.sigma >= 0),
+              f"--sigma {self.sigma} must be a finite number >= 0")
         for key in ("pool", "seeds", "iters", "points", "fresh", "batch", "workers"):
             val = getattr(self, key)
             check(val is None or (isinstance(val, int) and val >= 1), f"--{key} {val} must be an integer >= 1")
@@ -77,3 +89,42 @@ class VerifyConfig:
             known = check_ids()
             for c in self.checks:
                 check(c in known, f"unknown check '{c}'; choose from {', '.join(known)}")
+
+
+def sketch_levels(cfg, d):
+    """The sketch distributions of a battery, one per family and level: list of
+    ``(sparsity_level, Sketch)``, the level as asked for (Rand-K / Perm-K attain the nearest
+    one) or, for an explicit parameter, the sketch's own sparsity.
+
+    A family with its own parameter in ``cfg`` (Bernoulli ``p``, Rand-K ``k``, Gaussian
+    ``sigma``, Perm-K ``workers`` = M when given) gets one level per value; a plug-in family gets
+    the options it takes when any of ``p``/``k``/``sigma`` is given; every other family one
+    level per ``sparsity`` (default 0.5).  ``cfg`` is the config before
+    :meth:`VerifyConfig.resolved` (``workers`` None unless given).
+
+    Raises
+    ------
+    MastError
+        When a family cannot be built from the options (e.g. Rand-K with K > d).
+    """
+    from ..core.sketches import SKETCHES, make_sketch
+
+    sparsity = cfg.sparsity if cfg.sparsity is not None else [0.5]
+    p, k, sigma, workers = (getattr(cfg, key, None) for key in ("p", "k", "sigma", "workers"))
+    out = []
+    for name in cfg.sketches:
+        if name == "bernoulli" and p:
+            sks = [make_sketch(name, d, p=float(v)) for v in p]
+        elif name == "rand-k" and k:
+            sks = [make_sketch(name, d, k=int(v)) for v in k]
+        elif name == "gaussian" and sigma is not None:
+            sks = [make_sketch(name, d, sigma=float(sigma))]
+        elif name == "perm-k" and workers is not None:
+            sks = [make_sketch(name, d, workers=int(workers))]
+        elif name in SKETCHES and SKETCHES.is_plugin(name) and (p or k or sigma is not None):
+            sks = [make_sketch(name, d, p=p[0] if p else None, k=k[0] if k else None, sigma=sigma)]
+        else:
+            out += [(float(s), make_sketch(name, d, sparsity=float(s))) for s in sparsity]
+            continue
+        out += [(float(sk.sparsity), sk) for sk in sks]
+    return out

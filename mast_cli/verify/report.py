@@ -22,20 +22,35 @@ def _failures(result):
     return [r for r in result["rows"] if r.failed]
 
 
+#: the printed report's width (columns); long lines are wrapped, long texts are in verify.csv
+WIDTH = 98
+
+
+def _wrap(text, indent="", width=WIDTH):
+    import textwrap
+
+    return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent + "  ",
+                         break_on_hyphens=False) or [indent]
+
+
 def format_table(result):
-    """The human-readable report: reference quantities, the checks table, the decision rules."""
+    """The human-readable report: reference quantities, the checks table, the decision rules.
+
+    At most :data:`WIDTH` columns: one table per sketch level; each check's statement and notes
+    are in verify.csv (and printed below the table for failed checks).
+    """
     cfg = result["config"]
     ds = result["dataset"]
-    lines = [f"mast verify: {ds['name']} (n={ds['n']}, d={ds['d']}), {cfg['objective']} λ={cfg['lam']:g}, "
-             f"shift v={cfg['shift']}, {'quick' if cfg['quick'] else 'full'} battery "
-             f"(R={cfg['seeds']} seeds, T={cfg['iters']} steps)"]
+    lines = _wrap(f"mast verify: {ds['name']} (n={ds['n']}, d={ds['d']}), {cfg['objective']} λ={cfg['lam']:g}, "
+                  f"shift v={cfg['shift']}, {'quick' if cfg['quick'] else 'full'} battery "
+                  f"(R={cfg['seeds']} seeds, T={cfg['iters'] or 'per check'} steps)")
     lines.append("")
-    lines.append("reference quantities (D_pool: exact enumeration of D, or N balanced draws of D with "
-                 "E_pool[S] = I; ± = Monte Carlo standard error as an estimate for D, i.i.d. formula, "
-                 "conservative for the balanced pool)")
+    lines += _wrap("reference quantities (D_pool: exact enumeration of D, or N balanced draws of D with "
+                   "E_pool[S] = I; ± = Monte Carlo standard error as an estimate for D, i.i.d. formula, "
+                   "conservative for the balanced pool)")
     if cfg["objective"] == "logreg-nonconvex":
-        lines.append("  (non-convex f: f^inf and f_D^inf below are the values at the stationary points Newton "
-                     "finds from x*; the bounds use the certified ℓ = 0 ≤ f instead)")
+        lines += _wrap("(non-convex f: f^inf and f_D^inf below are the values at the stationary points Newton "
+                       "finds from x*; the bounds use the certified ℓ = 0 ≤ f instead)", "  ")
     for s in result["sweep"]:
         src = "exact enumeration" if s["exact_enumeration"] else "SAA"
         fresh = ""
@@ -46,14 +61,14 @@ def format_table(result):
         if "rho_measured" in s:
             contr = (f"; contraction/step measured {s['rho_measured']:.8f} vs predicted "
                      f"{s['rho_predicted']:.8f}")
-        lines.append(f"  {s['sketch']} sparsity {s['sparsity']:.3g}: N={s['N']} ({src}), "
-                     f"f^inf={s['f_inf']:.8g}, f_D^inf={s['f_D_inf']:.8g}, "
-                     f"Δ={_fmt(s['delta'])} ± {_fmt(s['delta_se'], 1)}, "
-                     f"‖x*_D − x*‖²={_fmt(s['dist_sq_xD_xstar'])} (x*_D ± {_fmt(s['x_D_se'], 1)} in norm)"
-                     f"{fresh}; "
-                     f"L_D={s['pool_L_D']:.4g}, μ_D={s['pool_mu_D']:.4g}, L_S^max={s['pool_L_S_max']:.4g}"
-                     f"{contr}")
-    if len(result["sweep"]) > 1 and len(result["config"]["sparsity"]) > 1:
+        lines += _wrap(f"{s['sketch']} sparsity {s['sparsity']:.3g}: N={s['N']} ({src}), "
+                       f"f^inf={s['f_inf']:.8g}, f_D^inf={s['f_D_inf']:.8g}, "
+                       f"Δ={_fmt(s['delta'])} ± {_fmt(s['delta_se'], 1)}, "
+                       f"‖x*_D − x*‖²={_fmt(s['dist_sq_xD_xstar'])} (x*_D ± {_fmt(s['x_D_se'], 1)} in norm)"
+                       f"{fresh}; "
+                       f"L_D={s['pool_L_D']:.4g}, μ_D={s['pool_mu_D']:.4g}, L_S^max={s['pool_L_S_max']:.4g}"
+                       f"{contr}", "  ")
+    if len(result["sweep"]) > len({s["sketch"] for s in result["sweep"]}):     # several levels of a family
         lines.append("")
         lines.append("sweep: Δ(sparsity) and contraction per step (interpolation run, second half)")
         lines.append(f"  {'sketch':<10} {'sparsity':>8} {'N':>5} {'Δ':>11} {'se':>9} "
@@ -62,43 +77,65 @@ def format_table(result):
             lines.append(f"  {s['sketch']:<10} {s['sparsity']:>8.3g} {s['N']:>5} {_fmt(s['delta']):>11} "
                          f"{_fmt(s['delta_se'], 1):>9} {s.get('rho_measured', float('nan')):>12.8f} "
                          f"{s.get('rho_predicted', float('nan')):>12.8f}")
+    lines += _check_tables(result["rows"])
     lines.append("")
-    head = ["check", "kind", "statement", "observed", "bound", "null", "power", "slack (bound/observed)", "verdict"]
-    table = []
+    lines += _wrap(f"* stochastic: mean ± standard error over R={cfg['seeds']} seeds; violated only when the "
+                   f"observed mean exceeds the bound beyond a one-sided 99% confidence interval "
+                   f"(mean − {Z99:.3f}·se > bound). Exact checks: violated when observed > bound + "
+                   f"{EXACT_RTOL:g}·scale (floating point). slack = bound/observed.")
+    lines += _wrap(f"rate checks: power = null/bound, null = the statistic of a do-nothing algorithm (γ = 0); "
+                   f"power < {MIN_POWER:g} is 'uninformative' and fails the battery. Each check's statement, "
+                   "null and notes: verify.csv.", "  ")
+    skipped = {}
     for r in result["rows"]:
-        obs = _fmt(r.observed)
-        if r.kind == "stochastic":
-            obs += f" ± {_fmt(r.se, 1)}*"
-        lvl = f"{r.sketch} {r.sparsity:.2g}"
-        table.append([f"{r.check} [{lvl}]", r.kind, r.statement + (" [RECON]" if r.recon else ""), obs,
-                      _fmt(r.bound), "" if not r.is_rate else _fmt(r.null),
-                      "" if not r.is_rate else _fmt(r.power), _fmt(r.slack), r.verdict])
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
-    widths[2] = min(widths[2], 100)
+        if r.verdict == "skipped":
+            skipped.setdefault(r.notes, []).append(f"{r.check} [{r.sketch}]")
+    for why, which in skipped.items():
+        lines += _wrap(f"{why}: {', '.join(which)}")
+    fails = _failures(result)
+    for r in fails:
+        lines += _wrap(f"{r.verdict}: {r.check} [{r.sketch} {r.sparsity:.2g}]: {r.statement}"
+                       f"{' [RECON]' if r.recon else ''}{'; ' + r.notes if r.notes else ''}")
+    nv, nu = result["violated"], result.get("uninformative", 0)
+    lines += _wrap(f"{len(result['rows'])} checks, {nv} violated, {nu} uninformative"
+                   f"{'' if not fails else ': ' + ', '.join(r.check + ' [' + r.sketch + ']' for r in fails)}"
+                   f"; {result['wall_time_s']:.1f} s")
+    return "\n".join(lines)
+
+
+def _check_tables(rows):
+    """One table per sketch level: check | observed | bound | power | slack | verdict."""
+    head = ["check", "observed", "bound", "power", "slack", "verdict"]
+    levels = {}
+    for r in rows:
+        levels.setdefault((r.sketch, r.sparsity), []).append(r)
+    table = {}
+    for key, rs in levels.items():
+        cells = []
+        for r in rs:
+            if r.verdict == "skipped":
+                cells.append([r.check, "", "", "", "", "skipped"])
+                continue
+            obs = _fmt(r.observed, 2)
+            if r.kind == "stochastic":
+                obs += f" ± {_fmt(r.se, 1)}*"
+            cells.append([r.check + (" [R]" if r.recon else ""), obs, _fmt(r.bound, 2),
+                          "" if not r.is_rate else _fmt(r.power, 2), _fmt(r.slack, 2), r.verdict])
+        table[key] = cells
+    allcells = [c for cs in table.values() for c in cs]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *allcells)]
 
     def row(cells):
-        out = []
-        for c, w in zip(cells, widths):
-            c = str(c)
-            out.append(c if len(c) <= w else c[: w - 1] + "…")
-        return " | ".join(c.ljust(w) for c, w in zip(out, widths)).rstrip()
+        return " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
 
-    lines.append(row(head))
-    lines.append("-+-".join("-" * w for w in widths))
-    lines.extend(row(t) for t in table)
-    lines.append("")
-    lines.append(f"* stochastic: mean ± standard error over R={cfg['seeds']} seeds; violated only when the "
-                 f"observed mean exceeds the bound beyond a one-sided 99% confidence interval "
-                 f"(mean − {Z99:.3f}·se > bound). Exact checks: violated when observed > bound + "
-                 f"{EXACT_RTOL:g}·scale (floating point).")
-    lines.append(f"  rate checks: null = the statistic of a do-nothing algorithm (γ = 0), power = null/bound; "
-                 f"power < {MIN_POWER:g} is 'uninformative' and fails the battery.")
-    fails = _failures(result)
-    nv, nu = result["violated"], result.get("uninformative", 0)
-    lines.append(f"{len(result['rows'])} checks, {nv} violated, {nu} uninformative"
-                 f"{'' if not fails else ': ' + ', '.join(r.check + ' [' + r.sketch + ']' for r in fails)}"
-                 f"; {result['wall_time_s']:.1f} s")
-    return "\n".join(lines)
+    out = []
+    for (sketch, sparsity), cells in table.items():
+        out.append("")
+        out.append(f"{sketch} sparsity {sparsity:.3g}  ([R] = [RECON] statement, derived in mast-theory)")
+        out.append(row(head))
+        out.append("-+-".join("-" * w for w in widths))
+        out += [row(c) for c in cells]
+    return out
 
 
 def result_json(result):

@@ -125,7 +125,7 @@ class CheckResult:
     @property
     def verdict(self):
         if not self.applicable:
-            return "n/a"
+            return "skipped" if self.notes.startswith("skipped:") else "n/a"
         if self.violated:
             return "VIOLATED"
         if self.uninformative:
