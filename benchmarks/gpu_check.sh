@@ -6,13 +6,13 @@
 #   2. a Python with CuPy: .venv/bin/python if it has CuPy, else python3 (with this checkout on
 #      PYTHONPATH, no install needed); if neither has CuPy, `pip install cupy-cuda12x` once
 #      (MAST_GPU_NO_INSTALL=1 skips that); still none: exit 4.
-#   3. gpu_bench.py --check-only (own process, timeout 60 s): the fused CUDA kernel against the
+#   3. gpu_bench.py --check-only (own process, timeout 45 s): the fused CUDA kernel against the
 #      cuSPARSE path (float64 bound 1e-12, float32 1e-5; bitwise reproducibility)
 #                                                        -> RESULTS/fused_check.{json,log}
 #      If it fails, the rest runs with MAST_DEVICE_KERNEL=cusparse and without the fused rows.
-#   4. benchmarks/gpu_bench.py (timeout 140 s; it starts no measurement after 85 s): µs per
+#   4. benchmarks/gpu_bench.py (timeout 120 s; it starts no measurement after 75 s): µs per
 #      trajectory-step for both kernels               -> RESULTS/gpu_results.{md,json}, gpu_bench.log
-#   5. pytest -m gpu tests/test_fused_device.py tests/test_device.py (timeout 70 s, SIGINT) -> RESULTS/gpu_tests.log
+#   5. pytest -m gpu tests/test_fused_device.py tests/test_device.py (timeout 60 s, SIGINT) -> RESULTS/gpu_tests.log
 # RESULTS is $GPU_OUT, else $OUT (the device machine's return folder), else benchmarks/gpu_results.
 # Every line of progress carries the UTC time.  MAST_GPU_DRY_RUN=1 runs the same flow without a GPU
 # (fake NumPy backend, a1a, tiny R; the gpu tests skip) to check the script itself.  Exit 0 only when the tests pass and the table
@@ -59,9 +59,9 @@ RESULTS=${GPU_OUT:-${OUT:-$ROOT/benchmarks/gpu_results}}
 mkdir -p "$RESULTS"
 say "results go to $RESULTS"
 
-say "fused-kernel check against the cuSPARSE path (gpu_bench.py --check-only, timeout 60 s)"
+say "fused-kernel check against the cuSPARSE path (gpu_bench.py --check-only, timeout 45 s)"
 rm -f "$RESULTS/fused_check.json"
-timeout 60 "$PY" benchmarks/gpu_bench.py --check-only --out "$RESULTS" ${DRY[@]+"${DRY[@]}"} 2>&1 | tee "$RESULTS/fused_check.log"
+timeout 45 "$PY" benchmarks/gpu_bench.py --check-only --out "$RESULTS" ${DRY[@]+"${DRY[@]}"} 2>&1 | tee "$RESULTS/fused_check.log"
 check_rc=${PIPESTATUS[0]}
 if [ "$check_rc" = 0 ]; then
   BENCH_EXTRA=(--check-from "$RESULTS/fused_check.json")
@@ -72,15 +72,15 @@ else   # a broken kernel must not poison the CUDA context of the cuSPARSE timing
   [ -f "$RESULTS/fused_check.json" ] && BENCH_EXTRA+=(--check-from "$RESULTS/fused_check.json")
 fi
 
-say "timing table (benchmarks/gpu_bench.py, timeout 140 s; no new measurement after 85 s)"
-timeout 140 "$PY" benchmarks/gpu_bench.py --out "$RESULTS" --total-s 85 "${BENCH_EXTRA[@]}" ${DRY[@]+"${DRY[@]}"} 2>&1 \
+say "timing table (benchmarks/gpu_bench.py, timeout 120 s; no new measurement after 75 s)"
+timeout 120 "$PY" benchmarks/gpu_bench.py --out "$RESULTS" --total-s 75 "${BENCH_EXTRA[@]}" ${DRY[@]+"${DRY[@]}"} 2>&1 \
   | tee "$RESULTS/gpu_bench.log"
 bench_rc=${PIPESTATUS[0]}
 say "bench exit $bench_rc"
 
-say "agreement tests (pytest -m gpu tests/test_fused_device.py tests/test_device.py, timeout 70 s)"
+say "agreement tests (pytest -m gpu tests/test_fused_device.py tests/test_device.py, timeout 60 s)"
 # SIGINT at the timeout: pytest stops and still prints its summary of what ran
-timeout -s INT -k 10 70 "$PY" -m pytest -v -p no:cacheprovider -m gpu tests/test_fused_device.py tests/test_device.py \
+timeout -s INT -k 10 60 "$PY" -m pytest -v -p no:cacheprovider -m gpu tests/test_fused_device.py tests/test_device.py \
   -rs --durations=5 > "$RESULTS/gpu_tests.log" 2>&1
 test_rc=$?
 grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed" "$RESULTS/gpu_tests.log" | tail -25
