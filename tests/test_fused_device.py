@@ -213,6 +213,16 @@ def test_kernel_source_runs_on_the_cpu(tmp_path, rng, R, rows, density):
     assert _rel(G, emulate_fused(B.indptr, B.indices, B.data, Y, rows)) <= 1e-13
 
 
+@pytest.mark.parametrize("D,density", [(50, 0.9), (37, 0.45)])
+def test_kernel_source_long_rows_on_the_cpu(tmp_path, rng, D, density):
+    """Rows with more entries than one group (MAST_G = 16): the further-group loops."""
+    lib = _host_library(tmp_path, "double")
+    B = _random_csr(rng, 40, D, density)
+    assert np.diff(B.indptr).max() > 16                       # two groups or more in some rows
+    Y = rng.normal(size=(D, 35))
+    assert _rel(_run_host_kernel(lib, B, Y, 6, np.float64), _reference(B, Y)) <= 1e-13
+
+
 def test_kernel_source_float_on_the_cpu(tmp_path, rng):
     lib = _host_library(tmp_path, "float")
     B = _random_csr(rng, 80, 6)
@@ -223,7 +233,7 @@ def test_kernel_source_float_on_the_cpu(tmp_path, rng):
 
 def test_kernel_source_catches_a_planted_bug(tmp_path, rng):
     """The host run fails when the kernel is wrong (a check that cannot fail is a defect)."""
-    bad = FUSED_SOURCE.replace("acc[indices[k] * 32 + lane] += data[k] * w", "acc[indices[k] * 32 + lane] += w")
+    bad = FUSED_SOURCE.replace("av[u] + dat[u] * w", "av[u] + w")
     assert bad != FUSED_SOURCE
     lib = _host_library(tmp_path, "double", bad)
     B = _random_csr(rng, 30, 5)

@@ -67,11 +67,20 @@ FUSED_SOURCE = r"""
 // mast (issue 20): fused logistic-gradient data products for R trajectories.
 //   partial[rb][j][r] = sum over rows i of row block rb (in order) of  B[i][j] * w[i][r],
 //   w[i][r] = -1 / (1 + exp(z[i][r])),   z[i][r] = sum over k of B[i][k] * Y[k][r].
-// B is CSR (indptr, indices, data); Y is (D, R) row-major; partial is (NB, D, R) row-major.
+// B is CSR (indptr, indices, data) with distinct column indices within a row (canonical CSR;
+// the launcher ensures it); Y is (D, R) row-major; partial is (NB, D, R) row-major.
 // Grid: (ceil(R / 32), NB) blocks of 32 threads (one warp).  Block (cx, rb) owns the
 // columns 32*cx .. 32*cx + 31 and the rows rb*rows_per_block .. min(n, (rb+1)*rows_per_block) - 1.
 // Dynamic shared memory: D * 32 * sizeof(REAL) bytes, acc[j * 32 + lane].
+//
+// Latency: the kernel is bound by the latency of the Y loads (few warps fit an SM, because
+// of the accumulator), so a row's entries are handled in groups of MAST_G: the group's
+// indices and values are loaded first (all at once), then its MAST_G loads of Y are issued
+// together, and the next row's first group is fetched before this row's accumulation.  The
+// margin of a group is summed as four interleaved partial sums in a fixed order.
 // ---------------------------------------------------------------------------------------
+#define MAST_G 16
+
 extern "C" __global__ void mast_fused_logistic_partials(
     const int* __restrict__ indptr,     // (n + 1,) row pointers of B
     const int* __restrict__ indices,    // (nnz,) column index of each stored entry
@@ -97,35 +106,116 @@ extern "C" __global__ void mast_fused_logistic_partials(
         row1 = n;
     }
 
-    if (active) {
+    if (active && row0 < row1) {
+        const size_t Rs = (size_t) R;
+        const size_t rc = (size_t) r;
+        // the first group of the first row
+        int nk0 = indptr[row0];
+        int nk1 = indptr[row0 + 1];
+        int nidx[MAST_G];
+        REAL ndat[MAST_G];
+        #pragma unroll
+        for (int u = 0; u < MAST_G; ++u) {
+            const bool in = (nk0 + u < nk1);
+            nidx[u] = in ? indices[nk0 + u] : 0;
+            ndat[u] = in ? data[nk0 + u] : (REAL) 0;
+        }
+
         for (int i = row0; i < row1; ++i) {
-            const int k0 = indptr[i];
-            const int k1 = indptr[i + 1];
-            // margin z = b_i a_i^T y_r as four interleaved partial sums (entry k goes to
-            // z[k % 4] of its group of four, the tail to z0): four independent loads of Y in
-            // flight per lane instead of one dependent chain (Y reads mostly hit L2).
-            REAL z0 = (REAL) 0, z1 = (REAL) 0, z2 = (REAL) 0, z3 = (REAL) 0;
-            int k = k0;
-            #pragma unroll 2
-            for (; k + 4 <= k1; k += 4) {
-                const REAL y0 = Y[(size_t) indices[k] * (size_t) R + (size_t) r];
-                const REAL y1 = Y[(size_t) indices[k + 1] * (size_t) R + (size_t) r];
-                const REAL y2 = Y[(size_t) indices[k + 2] * (size_t) R + (size_t) r];
-                const REAL y3 = Y[(size_t) indices[k + 3] * (size_t) R + (size_t) r];
-                z0 += data[k] * y0;
-                z1 += data[k + 1] * y1;
-                z2 += data[k + 2] * y2;
-                z3 += data[k + 3] * y3;
+            const int k0 = nk0;
+            const int k1 = nk1;
+            int idx[MAST_G];
+            REAL dat[MAST_G];
+            REAL yv[MAST_G];
+            #pragma unroll
+            for (int u = 0; u < MAST_G; ++u) {
+                idx[u] = nidx[u];
+                dat[u] = ndat[u];
             }
-            for (; k < k1; ++k) {
-                z0 += data[k] * Y[(size_t) indices[k] * (size_t) R + (size_t) r];
+            // margin z = b_i a_i^T y_r: the first group's loads of Y, all in flight at once
+            #pragma unroll
+            for (int u = 0; u < MAST_G; ++u) {
+                yv[u] = (k0 + u < k1) ? Y[(size_t) idx[u] * Rs + rc] : (REAL) 0;
+            }
+            REAL z0 = (REAL) 0, z1 = (REAL) 0, z2 = (REAL) 0, z3 = (REAL) 0;
+            #pragma unroll
+            for (int u = 0; u < MAST_G; u += 4) {
+                z0 += dat[u] * yv[u];
+                z1 += dat[u + 1] * yv[u + 1];
+                z2 += dat[u + 2] * yv[u + 2];
+                z3 += dat[u + 3] * yv[u + 3];
+            }
+            // further groups (rows with more than MAST_G entries)
+            for (int kb = k0 + MAST_G; kb < k1; kb += MAST_G) {
+                int gi[MAST_G];
+                REAL gd[MAST_G];
+                REAL gy[MAST_G];
+                #pragma unroll
+                for (int u = 0; u < MAST_G; ++u) {
+                    const bool in = (kb + u < k1);
+                    gi[u] = in ? indices[kb + u] : 0;
+                    gd[u] = in ? data[kb + u] : (REAL) 0;
+                }
+                #pragma unroll
+                for (int u = 0; u < MAST_G; ++u) {
+                    gy[u] = (kb + u < k1) ? Y[(size_t) gi[u] * Rs + rc] : (REAL) 0;
+                }
+                #pragma unroll
+                for (int u = 0; u < MAST_G; u += 4) {
+                    z0 += gd[u] * gy[u];
+                    z1 += gd[u + 1] * gy[u + 1];
+                    z2 += gd[u + 2] * gy[u + 2];
+                    z3 += gd[u + 3] * gy[u + 3];
+                }
+            }
+            // fetch the next row's first group now: its latency hides behind exp and the
+            // accumulation below
+            if (i + 1 < row1) {
+                nk0 = k1;
+                nk1 = indptr[i + 2];
+                #pragma unroll
+                for (int u = 0; u < MAST_G; ++u) {
+                    const bool in = (nk0 + u < nk1);
+                    nidx[u] = in ? indices[nk0 + u] : 0;
+                    ndat[u] = in ? data[nk0 + u] : (REAL) 0;
+                }
             }
             const REAL z = (z0 + z1) + (z2 + z3);
             // -sigma(-z) = -1 / (1 + e^z)  (e^z = inf gives -0, as on the CPU)
             const REAL w = (REAL) (-1) / ((REAL) 1 + EXP(z));
-            // acc[:, lane] += w * (b_i a_i)  (in CSR order; duplicate indices are fine)
-            for (int k = k0; k < k1; ++k) {
-                acc[indices[k] * 32 + lane] += data[k] * w;
+            // acc[:, lane] += w * (b_i a_i): the indices of a row are distinct, so a group's
+            // accumulator entries are all read, then all written
+            REAL av[MAST_G];
+            #pragma unroll
+            for (int u = 0; u < MAST_G; ++u) {
+                av[u] = (k0 + u < k1) ? acc[idx[u] * 32 + lane] : (REAL) 0;
+            }
+            #pragma unroll
+            for (int u = 0; u < MAST_G; ++u) {
+                if (k0 + u < k1) {
+                    acc[idx[u] * 32 + lane] = av[u] + dat[u] * w;
+                }
+            }
+            for (int kb = k0 + MAST_G; kb < k1; kb += MAST_G) {
+                int gi[MAST_G];
+                REAL gd[MAST_G];
+                REAL ga[MAST_G];
+                #pragma unroll
+                for (int u = 0; u < MAST_G; ++u) {
+                    const bool in = (kb + u < k1);
+                    gi[u] = in ? indices[kb + u] : 0;
+                    gd[u] = in ? data[kb + u] : (REAL) 0;
+                }
+                #pragma unroll
+                for (int u = 0; u < MAST_G; ++u) {
+                    ga[u] = (kb + u < k1) ? acc[gi[u] * 32 + lane] : (REAL) 0;
+                }
+                #pragma unroll
+                for (int u = 0; u < MAST_G; ++u) {
+                    if (kb + u < k1) {
+                        acc[gi[u] * 32 + lane] = ga[u] + gd[u] * w;
+                    }
+                }
             }
         }
     }
@@ -307,6 +397,10 @@ class FusedLogistic:
             self.sms, self.shared_per_sm = 132, 228 * 1024
             self.shared_limit = 227 * 1024 if forced else DEFAULT_SHARED
         xp = self.xp
+        if not getattr(B, "has_canonical_format", False):   # the kernel needs distinct indices per row
+            B = B.copy()
+            B.sum_duplicates()
+            self.B = B
         self.indptr = xp.ascontiguousarray(B.indptr, dtype=xp.int32)
         self.indices = xp.ascontiguousarray(B.indices, dtype=xp.int32)
         self.data = xp.ascontiguousarray(B.data, dtype=self.dtype)
