@@ -77,8 +77,9 @@ mutants: install
 
 # Performance benchmarks (benchmarks/README.md): eight side-by-side figures, printed as a table and
 # written to benchmarks/results.json.  QUICK=1: a few minutes (no full `mast reproduce`, small generated cases only).
+# CLOCK=cpu: time kernels by process CPU time (shared machines; wall time is recorded for figure 6 regardless).
 bench: install-test
-	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
+	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick) $(if $(CLOCK),--clock $(CLOCK))
 
 # Every paper figure (experiments/*.toml) on DATASET (bundled a9a by default; a5a downloads).
 reproduce: install
