@@ -241,3 +241,30 @@ def test_verify_table_fits_a_terminal(few_checks, tmp_path):
     width = max(len(line) for line in res.output.splitlines() if not line.startswith("wrote "))   # paths
     assert width < 100, width
     assert "| verdict" in res.output and "sweep: Δ(sparsity)" in res.output
+
+
+@pytest.mark.parametrize("args", [["plot", "no/such/folder"], ["reproduce", "--only", "nope"],
+                                  ["run", "--config", "nope.toml"], ["prune", "--config", "nope.toml"]])
+def test_path_errors_come_before_heavy_imports(args, tmp_path):
+    """Mistyped folders, experiment names and config files fail in one line before numpy loads."""
+    code = ("import sys\nfrom mast_cli.cli import cli\n"
+            f"try:\n    cli.main({args!r})\n"
+            "except SystemExit as e:\n    print(e.code, 'numpy' in sys.modules)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.stdout.split() == ["2", "False"], (r.stdout, r.stderr)
+    assert r.stderr.startswith("Error:") and r.stderr.count("\n") == 1 and args[-1] in r.stderr
+
+
+def test_datasets_with_a_warm_cache_stays_light(tmp_path):
+    """`mast datasets` answers from the size cache without numpy/scipy (well under 1 s)."""
+    import os
+
+    env = dict(os.environ, MAST_CACHE_DIR=str(tmp_path / "cache"), MAST_DATA_DIR=str(tmp_path / "none"))
+    code = ("import sys\nfrom mast_cli.cli import cli\n"
+            "try:\n    cli.main(['datasets', '--json'])\n"
+            "except SystemExit as e:\n    print(e.code, 'numpy' in sys.modules, 'scipy' in sys.modules, file=sys.stderr)\n")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert first.stderr.split() == ["0", "True", "True"]           # the cache is filled by parsing
+    assert again.stderr.split() == ["0", "False", "False"], again.stderr
+    assert json.loads(again.stdout) == json.loads(first.stdout)

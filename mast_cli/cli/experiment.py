@@ -13,7 +13,7 @@ from ._outputs import check_claim, default_out
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True), default=None,
               help="TOML experiment file with the same keys as the options (options override it).")
 @dataset_option
 @lam_option
@@ -126,7 +126,7 @@ def _reused(table):
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True), default=None,
               help="TOML file with the same keys as the options (options override it).")
 @dataset_option
 @lam_option
@@ -199,6 +199,15 @@ def reproduce(dataset, jobs, scheduler, only, experiments_dir, results_dir, plot
     Resumable: finished units are stored under results/<experiment>/<unit hash>/ and skipped
     on the next run.  Parallel with --jobs (joblib) or --scheduler (dask.distributed).
     """
+    if only:                          # before the heavy imports: a mistyped name fails at once
+        from pathlib import Path
+
+        folder = Path(experiments_dir) if experiments_dir is not None else \
+            Path(__file__).resolve().parents[2] / "experiments"
+        names = sorted(f.stem for f in folder.glob("*.toml")) if folder.is_dir() else []
+        for name in only:
+            if names and name not in names:
+                raise MastError(f"unknown experiment '{name}'; available: {', '.join(names)}")
     from ..experiments.suite import load_suite, reproduce as run_suite
 
     if jobs < 1:

@@ -52,9 +52,14 @@ def datasets(as_json):
     `scaled` says whether every feature value lies in [-1, 1]; for an unscaled set
     (e.g. breast-cancer) pass `--scale maxabs` to any command.
     """
-    from ..io.data import list_datasets
+    from ..io.listing import list_datasets
 
-    rows = list_datasets()
+    def stats(name):                  # a file not in the size cache: parse it
+        from ..io.data import dataset_stats
+
+        return dataset_stats(name)
+
+    rows = list_datasets(stats)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -30,6 +30,10 @@ def plot(ctx, results, metric, out, name, x_axis):
 
     Writes OUT/<results folder>-<metric>.pdf/.png and the plotted numbers as .csv.
     """
+    for r in results:                 # before the heavy imports: a mistyped path fails at once
+        if not Path(r).is_dir():
+            what = "is not a folder" if Path(r).exists() else "does not exist"
+            raise MastError(f"results folder '{r}' {what}")
     if explicit(ctx, "metric"):
         for r in results:
             for fname, what in _FIXED_METRIC.items():
