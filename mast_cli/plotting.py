@@ -412,6 +412,10 @@ def _plot_convergence(folder, metric, out, name, x="iteration", heatmap=True, su
             ax.fill_between(g[x], lo, hi, color=colours[key], alpha=0.25, linewidth=0)
         if logy:
             ax.set_yscale("log")
+        elif len(stats):            # accuracy: the axis spans the medians (a band may be clipped)
+            lo, hi = float(stats["median"].min()), float(max(stats["median"].max(), stats["q90"].max()))
+            pad = 0.05 * max(hi - lo, 1e-3)
+            ax.set_ylim(lo - pad, hi + pad)
         if logx:
             ax.set_xscale("log")
         ax.grid(True, which="both", alpha=0.3)
