@@ -78,14 +78,22 @@ def wrap_label(text, width, at_paren=False):
             words.append(tok)
         if tok.count("$") % 2:
             inside = not inside
-    lines, cur = [], ""
-    for w in words:
-        if cur and _shown_len(cur) + 1 + _shown_len(w) > width:
-            lines.append(cur)
-            cur = w
-        else:
-            cur = f"{cur} {w}" if cur else w
-    return "\n".join(lines + [cur])
+    def greedy(limit):
+        lines, cur = [], ""
+        for w in words:
+            if cur and _shown_len(cur) + 1 + _shown_len(w) > limit:
+                lines.append(cur)
+                cur = w
+            else:
+                cur = f"{cur} {w}" if cur else w
+        return lines + [cur]
+
+    lines = greedy(width)
+    n = len(lines)
+    for limit in range(-(-_shown_len(" ".join(words)) // n), width):    # balanced: no orphan word
+        if len(greedy(limit)) == n:
+            return "\n".join(greedy(limit))
+    return "\n".join(lines)
 
 
 def _shown_len(text):
@@ -350,7 +358,7 @@ def _title(meta, df, folder, extra=""):
         parts.append(f"{cfg['split']} rows")
     if lam is not None:
         parts.append(f"$\\lambda = {float(lam):g}$")
-    parts.append(f"{seeds} seed{'s' if seeds != 1 else ''}")
+    parts.append(f"{seeds}\u00a0seed{'s' if seeds != 1 else ''}")   # never "3 / seeds"
     if extra:
         parts.append(extra)
     band = "median over seeds, shaded: 10–90% of seeds" if seeds > 1 else "one seed (no band)"
@@ -621,7 +629,7 @@ def plot_pruning(folder, metric=None, out="plots", name=None, x=None):
              f"{meta.get('dataset', {}).get('name', folder.name)}{lam} "
              f"({cfg.get('masks', '?')} masks per level, T = {cfg.get('iters', '?')}); numbers above MAST "
              r"boxes: $f_{\mathcal{D}}(\hat{x}) - f_{\mathcal{D}}^{\inf}$, red above tol")
-    fig.suptitle(wrap_label(title, 70 * len(sels)), fontsize=9)
+    fig.suptitle(wrap_label(title, 58 * len(sels)), fontsize=9)
     fig.tight_layout()
     stem = name or f"{folder.name}-pruning"
     return save_figure(fig, out, stem, pd.DataFrame(rows))

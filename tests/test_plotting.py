@@ -93,7 +93,7 @@ def test_one_swept_parameter_is_one_axes(results, tmp_path):
     for s, k in df.groupby("sparsity").param.first().items():
         want = f"$K = {int(k)}$ (sparsity {s:.0%})"
         assert any(want in t and "theory step $\\gamma = " in t for t in curves), (want, curves)
-    for part in ("Algorithm 1 (I) on a1a", "rand-k sketch", "$\\lambda = 0.001$", "3 seeds", "10–90%"):
+    for part in ("Algorithm 1 (I) on a1a", "rand-k sketch", "$\\lambda = 0.001$", "3\u00a0seeds", "10–90%"):
         assert part in title
     assert ylabels == ["$f(x^t) - f^{\\inf}$"]
     stats = pd.read_csv(tmp_path / "run-erm_loss.csv")
