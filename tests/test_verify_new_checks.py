@@ -4,7 +4,9 @@ other mutants of each check run in ``make verify``, marker ``slow``).
 
 theory-steps (Theorem 18 / 3 / 4 steps), minibatch-sampling (Algorithm 1 (II) row law read off
 the engine's step), alg2-workers (independent worker sketches), alg3-refresh (w = x^t, refresh
-rate p), const-ridge (L_f, μ_f eigenvalues of H), sketch-other-level (a bug invisible at 0.5).
+rate p), const-ridge (L_f, μ_f eigenvalues of H), sketch-other-level (a bug invisible at 0.5),
+theory-bounds (the bound formulas against a transcription), sketch-other-families (samplers of the
+families the run does not select).
 """
 
 import json
@@ -41,6 +43,10 @@ CASES = [
     pytest.param("alg3-refresh-prob-1/N", "logreg", "alg3-refresh", marks=SLOW),
     pytest.param("ridge-mu-no-lambda", "ridge", "const-ridge", marks=SLOW),
     pytest.param("bernoulli-keep-1-p", "ridge", "sketch-other-level", marks=SLOW),
+    ("thm2-contraction-no-muD", "logreg", "theory-bounds"),
+    pytest.param("vr-lyapunov-p-squared", "ridge", "theory-bounds", marks=SLOW),
+    ("gaussian-sigma-squared", "ridge", "sketch-other-families"),
+    pytest.param("permk-marginal-scale-M", "logreg", "sketch-other-families", marks=SLOW),
 ]
 
 
@@ -59,7 +65,8 @@ def test_new_checks_pass_on_the_product(obj):
     checks = sorted({_values(c)[2] for c in CASES} - ({"const-ridge"} if obj == "logreg" else set()))
     rows = _run("none", obj, ",".join(checks))
     assert {r[0].split("@")[0].rsplit("-rate", 1)[0] for r in rows} >= {"theory-steps", "minibatch-uniform",
-                                                                        "alg2-workers", "alg3-refresh"}
+                                                                        "alg2-workers", "alg3-refresh",
+                                                                        "theory-bounds", "sketch-mean"}
     bad = [r for r in rows if r[2]]
     assert not bad, bad
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .checks import (constants, distributed, estimators, exact, independence, lemmas, minibatch, rates, sketches,
-                     steps, theorem1, unbiased, vr)
+from .checks import (bounds, constants, distributed, estimators, exact, independence, lemmas, minibatch, rates,
+                     sketches, steps, theorem1, unbiased, vr)
 
 __all__ = ["Check", "CHECKS", "NEEDS_L_S_MAX", "check_ids"]
 
@@ -86,12 +86,14 @@ CHECKS = (
     Check("sketch-L_S_max", sketches.sketch_L_S_max, "exact"),
     Check("sketch-enumeration", sketches.sketch_enumeration, "exact"),
     Check("sketch-other-level", sketches.sketch_other_level, "stochastic", progress="samplers at a second level"),
+    Check("sketch-other-families", sketches.sketch_other_families, "stochastic", progress="samplers of other families"),
     Check("permk-blocks", sketches.permk_blocks, "exact", progress="perm-k (M ∤ d)"),
     Check("pool-constants", sketches.pool_constants, "exact"),
     Check("const-L_f", constants.exact_L_f, "exact", constants.is_logistic, progress="exact constants"),
     Check("const-L_i", constants.exact_L_i, "exact", constants.is_logistic),
     Check("const-ridge", constants.exact_ridge, "exact", constants.is_ridge, progress="exact constants (ridge)"),
     Check("theory-steps", steps.theory_steps, "exact", progress="theory steps"),
+    Check("theory-bounds", bounds.theory_bounds, "exact", progress="theory bounds"),
     # lemmas and Theorem 1 (exact for D_pool)
     Check("lemma1-iii", lemmas.lemma1_iii, "exact", progress="lemmas"),
     Check("lemma2", lemmas.lemma2, "exact", convex),

@@ -31,9 +31,10 @@ __all__ = ["tiny_problem", "unbiased_II_uniform", "unbiased_II_importance", "unb
            "unbiased_alg3", "tiny_applies"]
 
 D_TINY, N_TINY, TAU = 6, 24, 3
-#: Seeds per sketch of the Monte Carlo parts (quick, full); quick is small because the row law itself
-#: is checked exactly by ``minibatch-sampling`` (these tests catch a biased composition of sketch and rows).
-SEEDS = {True: 300, False: 2000}
+#: Seeds per sketch of the Monte Carlo parts (quick, full).  (300 in quick mode gave a false alarm of
+#: ``unbiased-II-importance`` on mushrooms, |z| 3.31 > 3.14: the importance-weighted steps are skewed
+#: and the normal approximation of the mean needs more draws.)
+SEEDS = {True: 1000, False: 2000}
 
 
 def tiny_applies(ctx):

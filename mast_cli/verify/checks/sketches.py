@@ -264,3 +264,38 @@ def _param(sk):
         return f"K = {k}"
     p = np.atleast_1d(getattr(sk, "p", np.nan))
     return f"p = {float(p.mean()):.3g}"
+
+
+#: Families whose samplers ``sketch_other_families`` checks when the run does not use them.
+OTHER_FAMILIES = ("bernoulli", "rand-k", "perm-k", "gaussian")
+
+
+def sketch_other_families(ctx):
+    """The sampler checks on the families the run does not select (Perm-K's one-worker
+    marginal ``PermK.sample``, Gaussian, ...) at the run's level, so that a sampler bug in a
+    family the CI battery does not run still fails it; at the run's level and at
+    :data:`ALT_SPARSITY` (Gaussian: σ² = 1 at 0.5, where σ and σ² coincide).  Run once per battery
+    (with the first sketch of ``--sketch``); rows are named ``<check>@<family>:<level>``."""
+    from types import SimpleNamespace
+
+    from ...core.sketches import make_sketch
+
+    chosen = list(getattr(ctx.cfg, "sketches", []) or [])
+    if chosen and ctx.sketch.name != chosen[0]:
+        return []
+    rows = []
+    level = float(ctx.sketch.sparsity)
+    for fam in OTHER_FAMILIES:
+        if fam in chosen:
+            continue
+        for s in sorted({level, ALT_SPARSITY if abs(level - ALT_SPARSITY) > 1e-9 else 0.3}):
+            sk = make_sketch(fam, ctx.obj.d, sparsity=s)
+            sub = SimpleNamespace(sketch=sk, cfg=ctx.cfg, cache={}, obj=ctx.obj)
+            for f in (sketch_mean, sketch_second_moment, sketch_cross_moment, sketch_support, sketch_L_S_max,
+                      sketch_enumeration):
+                out = f(sub)
+                for r in (out if isinstance(out, list) else [out]):
+                    r.check = f"{r.check}@{fam}:{s:g}"
+                    r.notes = f"{fam} at sparsity {s:g}; " + r.notes
+                    rows.append(r)
+    return rows
