@@ -279,6 +279,7 @@ def kernel_pieces(obj, R):
                 out[q] = 1.0 / (1.0 + _exp1(x[q]))
 
     ptr, idx, val = _csr(obj.Ab)
+    R = fused._padded_width(R)                 # the width the engine runs (zero columns added)
     Y = np.random.default_rng(0).standard_normal((obj.d, R)) * 0.1
     G = np.zeros((obj.d, R))
     x, out = np.random.default_rng(1).standard_normal(4096), np.empty(4096)
