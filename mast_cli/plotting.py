@@ -703,11 +703,15 @@ def plot_shift_study(folder, df, out="plots", name=None):
         ax.set_ylabel(r"median test accuracy of $v + S(\hat{x} - v)$")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6, ncol=2)
-    for _, r in df.drop_duplicates("shift").iterrows():
-        axes[0].annotate(str(r["shift"]), (r.dist_sq_v_xstar, max(r.delta, 1e-16)),
-                         fontsize=6, alpha=0.7)
-    ds = _read_meta(folder).get("config", {}).get("dataset", folder.name)
-    fig.suptitle(f"Pre-trained shift v ≠ 0 on {ds}", fontsize=10)
+    # each shift named under its lowest point, neighbours staggered so that close ones stay legible
+    lowest = df.loc[df.groupby("shift").delta.idxmin()].sort_values("dist_sq_v_xstar")
+    for i, (_, r) in enumerate(lowest.iterrows()):
+        axes[0].annotate(str(r["shift"]), (r.dist_sq_v_xstar, max(r.delta, 1e-16)), xytext=(0, -9 - 8 * (i % 3)),
+                         textcoords="offset points", ha="center", va="top", fontsize=6, alpha=0.8)
+    cfg = _read_meta(folder).get("config", {})
+    lam = f", $\\lambda = {float(cfg['lam']):g}$" if cfg.get("lam") is not None else ""
+    fig.suptitle(f"Pre-trained shift $v \\neq 0$ on {cfg.get('dataset', folder.name)}: "
+                 f"{cfg.get('sketch', '')} sketches{lam}", fontsize=10)
     return save_figure(fig, out, name or f"{folder.name}-shift", df)
 
 

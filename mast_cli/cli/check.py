@@ -41,8 +41,9 @@ def verify(ctx, dataset, lam, objective, sketch, p, k, workers, sigma, sparsity,
            shift, as_json, out, force, quiet, device):
     """Check the paper's lemmas and theorems on a dataset; exit 1 if any check is violated.
 
-    Prints `check | statement | observed | bound | slack (bound/observed) | verdict` and writes
-    OUT/verify.csv and OUT/verify.json.  A stochastic (rate) check is violated only when its mean
+    Prints one table per sketch level, `check | observed | bound | power | slack | verdict` (under
+    100 columns; statements and notes are in OUT/verify.csv), and writes OUT/verify.csv and
+    OUT/verify.json.  A stochastic (rate) check is violated only when its mean
     over seeds exceeds the bound beyond a one-sided 99% confidence interval.  Examples:
 
     \b
