@@ -195,8 +195,11 @@ def mast(args, **kw):
 
 def start(args):
     env = dict(os.environ, MAST_OFFLINE="1")
+    # SIGINT back to its default in the child: a shell's background job inherits SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler (the test would see a finished run)
     return subprocess.Popen([sys.executable, "-m", "mast_cli.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, text=True)
+                            stderr=subprocess.PIPE, env=env, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_divergence_is_quiet_and_isolated(tmp_path):
