@@ -6,7 +6,7 @@ import math
 import time
 from dataclasses import asdict
 
-from ..io.errors import NotEnumerable
+from ..io.errors import MastError, NotEnumerable
 from .config import sketch_levels
 from .context import Context, load_verify_problem
 from .result import Z99, CheckResult
@@ -55,6 +55,12 @@ def run_battery(prob, sketch, cfg, progress=None, checks=None):
         except NotEnumerable as exc:       # e.g. a continuous plug-in sketch: exact enumeration only
             out = CheckResult(chk.id, "skipped: not enumerable", math.nan, math.nan, kind=chk.kind,
                               applicable=False, notes=f"skipped: not enumerable ({exc})", recon=False)
+        except MastError as exc:
+            # a statement's own condition refused by the product (e.g. a theory step above the
+            # theorem's limit, raised by core/theory.py): a violation of that check (exit 1), not
+            # an input error (exit 2)
+            out = CheckResult(chk.id, f"{chk.id}: the product refused the statement's own conditions", math.inf,
+                              0.0, kind="exact", notes=f"raised: {exc}")
         for r in (out if isinstance(out, list) else [out]):
             r.kind = r.kind or chk.kind
             rows.append(r)
