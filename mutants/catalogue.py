@@ -177,6 +177,13 @@ MUTANTS = (
     # --- Algorithm 3 --------------------------------------------------------------------------
     Mutant("alg3-reference-never-refreshed", "Algorithm 3", "the VR reference point w is never refreshed",
            (E(VR, "l_svrdsg", "W[:, fire] = X[:, fire]", "W[:, fire] = W[:, fire]"),)),
+    Mutant("alg3-ref-grad-at-new-iterate", "Algorithm 3",
+           "on a refresh the reference gradient G is taken at the new iterate while w = the previous one",
+           (E(VR, "l_svrdsg", "G[:, fire] = reference(W, tr, jj, ww)", "G[:, fire] = reference(X, tr, jj, ww)"),)),
+    Mutant("muD-doubled-base", "sketch constants",
+           "μ_D = 2 λ_min(E[SᵀS]) in the Sketch base class (the pool class inherits it: its own check agreed)",
+           (E(SK, "Sketch.mu_D", "return float(np.min(self.diag_second_moment()))",
+              "return 2.0 * float(np.min(self.diag_second_moment()))"),)),
     Mutant("alg3-ref-weights-1/N", "Algorithm 3", "the minibatch reference G averages with 1/N instead of 1/b",
            (E(VR, "_VRBank._weights", "np.full(J.shape, 1.0 / b)", "np.full(J.shape, 1.0 / self.N)"),)),
     # --- theory steps ----------------------------------------------------------------------------

@@ -178,7 +178,13 @@ def pool_constants(ctx):
     sk, pool = ctx.sketch, ctx.pool
     if not math.isfinite(sk.L_S_max):
         return []
-    pairs = {"L_D": (pool.L_D, sk.L_D), "μ_D": (pool.mu_D, sk.mu_D), "L_S^max": (pool.L_S_max, sk.L_S_max)}
+    # the pool's constants read off its own draws and weights here, not through the pool's
+    # properties (which a sketch base class shares with the closed forms: a wrong base-class
+    # formula would otherwise agree with itself)
+    S, wts = np.asarray(pool.S, dtype=float), np.asarray(pool.weights, dtype=float)
+    E2 = wts @ (S * S)
+    pairs = {"L_D": (float(np.max(E2)), sk.L_D), "μ_D": (float(np.min(E2)), sk.mu_D),
+             "L_S^max": (float(np.max(S * S)), sk.L_S_max)}
     if not pool.exact and not _discrete(sk):
         # a continuous support renormalized to E_pool[S] = I moves its extreme values: the pool's
         # L_S^max is its own (the rate checks use the larger one), only the moments are compared
