@@ -270,17 +270,20 @@ def _merge(hists, extra_cols):
     return h
 
 
-def run_vr(problem, cfg, trajs, v, metrics_fn, progress):
-    """Runner of Algorithm 3, one engine call per sketch level of the unit (one shared pool
-    each).  ``metrics_fn`` is rebuilt per level (same base metrics) plus ``dist_sq_mast``."""
-    obj = problem.obj
-    R = len(trajs)
+def level_groups(trajs):
+    """Indices of ``trajs`` in runs of equal sketch level (one engine call per run)."""
     groups = []
     for r, t in enumerate(trajs):
         if groups and trajs[groups[-1][0]]["level"] == t["level"]:
             groups[-1].append(r)
         else:
             groups.append([r])
+    return groups
+
+
+def level_progress(progress, R):
+    """``make_progress(Rg)``: a per-level engine callback reporting whole trajectories of R
+    to ``progress`` (``None`` when there is no progress bar)."""
     done = [0, 0]                                  # trajectory-steps done, progress units reported
 
     def make_progress(Rg):
@@ -294,6 +297,16 @@ def run_vr(problem, cfg, trajs, v, metrics_fn, progress):
                 progress(whole - done[1])
                 done[1] = whole
         return cb
+    return make_progress
+
+
+def run_vr(problem, cfg, trajs, v, metrics_fn, progress):
+    """Runner of Algorithm 3, one engine call per sketch level of the unit (one shared pool
+    each).  ``metrics_fn`` is rebuilt per level (same base metrics) plus ``dist_sq_mast``."""
+    obj = problem.obj
+    R = len(trajs)
+    groups = level_groups(trajs)
+    make_progress = level_progress(progress, R)
 
     hists = []
     for idx in groups:

@@ -175,31 +175,14 @@ def run_vr_device(problem, cfg, trajs, v, eval_sets, progress):
     :func:`mast_cli.experiments.alg23.run_vr`; metrics: the base metrics and ``dist_sq_mast``
     = ‖x − x*_pool‖² on the device.
     """
-    from .alg23 import _merge, _pool, pool_minimizer
+    from .alg23 import _merge, _pool, level_groups, level_progress, pool_minimizer
 
     be = backend_of(cfg.device)
     dobj = DeviceObjective(problem.obj, be)
     xp = be.xp
     R = len(trajs)
-    groups = []
-    for r, t in enumerate(trajs):
-        if groups and trajs[groups[-1][0]]["level"] == t["level"]:
-            groups[-1].append(r)
-        else:
-            groups.append([r])
-    done = [0, 0]                                  # trajectory-steps done, progress units reported
-
-    def make_progress(Rg):
-        if progress is None:
-            return None
-
-        def cb(k):
-            done[0] += k * Rg
-            whole = done[0] // R
-            if whole > done[1]:
-                progress(whole - done[1])
-                done[1] = whole
-        return cb
+    groups = level_groups(trajs)
+    make_progress = level_progress(progress, R)
 
     hists = []
     for idx in groups:
