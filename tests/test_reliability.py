@@ -74,6 +74,8 @@ BAD = [
     ("unknown dataset name", ["-d", "nosuchdata", "--sketch", "bernoulli", "--p", "0.5"], "'nosuchdata'"),
     ("empty step list", ["--sketch", "bernoulli", "--p", "0.5", "--step", ","], "step []"),
     ("empty sketch list", ["--sketch", ",", "--p", "0.5"], "sketch ','"),
+    ("threads=0", ["--sketch", "bernoulli", "--p", "0.5", "--threads", "0"], "threads 0"),
+    ("threads not a number", ["--sketch", "bernoulli", "--p", "0.5", "--threads", "two"], "threads two"),
 ]
 
 FILE_CASES = [
@@ -115,6 +117,9 @@ OTHER_COMMANDS = [     # (case, argv with OUT for the output folder, needle); fo
     ("plot: --name with a folder", ["plot", "CORRUPT", "--name", "a/b", "-o", "OUT"], "a/b"),
     ("verify: -o is a file", ["verify", "-d", "a1a", "--quick", "-o", "EMPTY"], "not a directory"),
     ("run: -o ''", ["run", "-d", "a1a", "--p", "0.5", "-o", ""], "''"),
+    ("reproduce: threads < 1", ["reproduce", "--threads", "-3", "--results", "OUT"], "threads -3"),
+    ("prune: threads huge", ["prune", "-d", "a1a", "--threads", "100000", "-o", "OUT"], "threads 100000"),
+    ("verify: threads text", ["verify", "-d", "a1a", "--quick", "--threads", "many", "-o", "OUT"], "threads many"),
 ]
 
 

@@ -209,6 +209,59 @@ def device_option(f):
                         help="cpu (NumPy/SciPy reference) or cuda (CuPy on a GPU: pip install '.[gpu]').")(f)
 
 
+def usable_cpus():
+    """CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
+        return max(1, os.cpu_count() or 1)
+
+
+def _threads_callback(ctx, param, value):
+    ctx.meta["mast_threads"] = value
+    return value
+
+
+def threads_option(f):
+    """``--threads auto|N``: CPU threads of the gradient kernels in each process (see
+    :func:`apply_threads`).  Not part of any configuration: results are the same bits for
+    any value (the columns are split into groups, each computed whole by one thread)."""
+    return click.option("--threads", default="auto", show_default=True, expose_value=False,
+                        callback=_threads_callback, is_eager=True,
+                        help="CPU threads per process for the gradient kernels: auto (usable CPUs / "
+                             "parallel jobs) or a number. Results are identical for any value.")(f)
+
+
+def apply_threads(ctx, jobs=1):
+    """Set the kernels' thread count from ``--threads`` for this process and its children.
+
+    ``auto`` is ⌊usable CPUs / jobs⌋ (at least 1); the value goes to
+    :func:`mast_cli.core.fused.set_threads` and to ``MAST_THREADS`` (inherited by joblib's
+    worker processes).  Returns the number used.
+
+    Raises
+    ------
+    MastError
+        For a value that is neither ``auto`` nor an integer ≥ 1.
+    """
+    from ..core import fused
+
+    value = str(ctx.meta.get("mast_threads", "auto")).strip().lower()
+    if value == "auto":
+        k = max(1, usable_cpus() // max(1, int(jobs)))
+    else:
+        try:
+            k = int(value)
+        except ValueError:
+            k = 0
+        if k < 1 or k > 4 * usable_cpus() + 64:
+            raise MastError(f"--threads {ctx.meta.get('mast_threads')} must be 'auto' or an integer from 1 to "
+                            f"{4 * usable_cpus() + 64}")
+    fused.set_threads(k)
+    os.environ["MAST_THREADS"] = str(k)
+    return k
+
+
 def check_lam(lam):
     if lam is None or not (lam >= 0) or lam == float("inf"):
         raise MastError(f"--lam {lam} must be a finite number >= 0")

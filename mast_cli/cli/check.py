@@ -6,8 +6,8 @@ import json
 
 import click
 
-from ._common import (check_lam, dataset_option, device_option, explicit, objective_option, precheck_dataset,
-                      sketch_options)
+from ._common import (apply_threads, check_lam, dataset_option, device_option, explicit, objective_option,
+                      precheck_dataset, sketch_options, threads_option)
 from ._outputs import check_claim, default_out
 
 
@@ -36,6 +36,7 @@ from ._outputs import check_claim, default_out
 @click.option("--force", is_flag=True, help="Replace the results of another configuration in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr, only the final summary line.")
 @device_option
+@threads_option
 @click.pass_context
 def verify(ctx, dataset, lam, objective, sketch, p, k, workers, sigma, sparsity, quick, pool, seeds, iters, seed,
            shift, as_json, out, force, quiet, device):
@@ -52,6 +53,7 @@ def verify(ctx, dataset, lam, objective, sketch, p, k, workers, sigma, sparsity,
         mast verify -d a1a --quick --p 0.3 --k 20      # bernoulli p = 0.3 and rand-k K = 20
         mast verify -d a1a --quick --sketch perm-k --workers 3
     """
+    apply_threads(ctx)
     if str(lam).strip().lower() == "auto":
         lam = None
     else:

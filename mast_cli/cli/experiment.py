@@ -7,8 +7,9 @@ import os
 import click
 
 from ..io.errors import MastError
-from ._common import (FLOATS, INTS, build_config, check_run_options, dataset_option, device_option, explicit,
-                      lam_option, objective_option, precheck_dataset, progress_factory, sketch_options)
+from ._common import (FLOATS, INTS, apply_threads, build_config, check_run_options, dataset_option, device_option,
+                      explicit, lam_option, objective_option, precheck_dataset, progress_factory, sketch_options,
+                      threads_option)
 from ._outputs import check_claim, default_out
 
 
@@ -49,6 +50,7 @@ from ._outputs import check_claim, default_out
 @click.option("--unit-size", "unit_size", type=int, default=64, show_default=True,
               help="Trajectories advanced together per unit (results do not depend on it).")
 @device_option
+@threads_option
 @click.option("--out", "-o", default=None,
               help="Output folder (default: a new folder results/run-<dataset>-<config hash>).")
 @click.option("--force", is_flag=True,
@@ -69,6 +71,7 @@ def run(ctx, config_path, out, force, quiet, seed_list, step, **opts):
       mast run -d a1a -a vr --sketch rand-k --k 30 --sketch-pool 20 --ref-batch 20
       mast run --config experiments/fig5_minibatch.toml -o results/fig5
     """
+    apply_threads(ctx)
     precheck_dataset(opts["dataset"])
     values = dict(opts)
     values["step"] = step
@@ -161,6 +164,7 @@ def _reused(table):
 @click.option("--force", is_flag=True,
               help="Recompute finished levels, and replace the results of another configuration in --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress, only the final summary line.")
+@threads_option
 @click.pass_context
 def prune(ctx, config_path, out, force, quiet, **opts):
     """Pruning robustness: accuracy of randomly sparsified ERM vs MAST models (Figures 1, 3, 4).
@@ -168,6 +172,7 @@ def prune(ctx, config_path, out, force, quiet, **opts):
     Writes DIR/pruning.csv (formulation, selection, sketch, sparsity, mask, test_accuracy,
     dense_test_accuracy, fD_gap, ...) and metadata.json; `mast plot DIR` draws the boxplots.
     """
+    apply_threads(ctx)
     precheck_dataset(opts["dataset"])
     from ..experiments.prune import PruneConfig, run_prune
 
@@ -193,7 +198,9 @@ def prune(ctx, config_path, out, force, quiet, **opts):
               help="Evaluate the paper's claims (claims.csv, plots/README.md) on every bundled dataset with a "
                    "test split and --dataset.  Default: on without --only, off with it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def reproduce(dataset, jobs, scheduler, only, experiments_dir, results_dir, plots_dir, force, claims, quiet):
+@threads_option
+@click.pass_context
+def reproduce(ctx, dataset, jobs, scheduler, only, experiments_dir, results_dir, plots_dir, force, claims, quiet):
     """Every paper figure: run the missing units of each experiment in experiments/, then plot.
 
     Resumable: finished units are stored under results/<experiment>/<unit hash>/ and skipped
@@ -215,6 +222,7 @@ def reproduce(dataset, jobs, scheduler, only, experiments_dir, results_dir, plot
     max_jobs = max(64, 4 * (os.cpu_count() or 1))
     if jobs > max_jobs:
         raise MastError(f"--jobs {jobs} is more than {max_jobs} (4 per CPU); use --scheduler for a cluster")
+    apply_threads(ctx, jobs)
     exps = load_suite(experiments_dir, dataset=dataset, only=list(only) or None)
     info = run_suite(exps, results_dir, plots_dir, jobs=jobs, scheduler=scheduler, force=force,
                      progress_factory=progress_factory(quiet, "mast reproduce (units)"))

@@ -231,6 +231,9 @@ def run_experiment(cfg, out, progress_factory=None, force=False):
     table.attrs["units"] = (reused, len(units))        # for the CLI's "reused K of N units"
     meta = run_metadata(cfg, problem, trajs, len(units), time.time() - t0)
     if "timing" in table.attrs:
-        meta["timing"] = table.attrs["timing"]
+        from ..core import fused
+
+        # the kernels' threads of this invocation (units reused from an earlier run keep theirs)
+        meta["timing"] = {**table.attrs["timing"], "threads": fused.threads()}
     write_metadata(out / "metadata.json", meta)
     return table
