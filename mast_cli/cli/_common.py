@@ -236,16 +236,15 @@ def apply_threads(ctx, jobs=1):
     """Set the kernels' thread count from ``--threads`` for this process and its children.
 
     ``auto`` is ⌊usable CPUs / jobs⌋ (at least 1); the value goes to
-    :func:`mast_cli.core.fused.set_threads` and to ``MAST_THREADS`` (inherited by joblib's
-    worker processes).  Returns the number used.
+    :func:`mast_cli.core.fused.set_threads` (when the kernels are already imported) and to
+    ``MAST_THREADS``, which they read on import, here and in joblib's worker processes.
+    Returns the number used.
 
     Raises
     ------
     MastError
         For a value that is neither ``auto`` nor an integer ≥ 1.
     """
-    from ..core import fused
-
     value = str(ctx.meta.get("mast_threads", "auto")).strip().lower()
     if value == "auto":
         k = max(1, usable_cpus() // max(1, int(jobs)))
@@ -257,8 +256,10 @@ def apply_threads(ctx, jobs=1):
         if k < 1 or k > 4 * usable_cpus() + 64:
             raise MastError(f"--threads {ctx.meta.get('mast_threads')} must be 'auto' or an integer from 1 to "
                             f"{4 * usable_cpus() + 64}")
-    fused.set_threads(k)
-    os.environ["MAST_THREADS"] = str(k)
+    os.environ["MAST_THREADS"] = str(k)        # read when the kernels are imported (no numba import here)
+    fused = sys.modules.get("mast_cli.core.fused")
+    if fused is not None:
+        fused.set_threads(k)
     return k
 
 
