@@ -58,3 +58,14 @@ def tiny():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def cuda_backend():
+    """The CuPy backend for the GPU tests, or skip (no CuPy, or no usable CUDA device: the reason)."""
+    pytest.importorskip("cupy")
+    from mast_cli.core.backend import cuda_status, get_backend
+
+    why = cuda_status()
+    if why is not None:
+        pytest.skip(why)
+    return get_backend("cuda")

@@ -21,6 +21,7 @@ from mast_cli.core.philox import philox4x32, seed_keys, uniforms
 from mast_cli.core.pool import PoolObjective
 from mast_cli.core.sketches import Bernoulli, DropoutUnscaled, Gaussian, Identity, PermK, RandK
 from mast_cli.io.errors import MastError
+from tests.conftest import cuda_backend
 
 FAKE = fake_backend()
 
@@ -34,12 +35,6 @@ def _numpy_cpu_kernels(monkeypatch):
     monkeypatch.setattr(fused, "ENABLED", False)
 
 
-def _cuda():
-    pytest.importorskip("cupy")
-    why = cuda_status()
-    if why is not None:
-        pytest.skip(why)
-    return get_backend("cuda")
 
 
 # --- Philox ------------------------------------------------------------------------------
@@ -406,7 +401,7 @@ def test_experiment_file_device_key(tmp_path):
 
 @pytest.mark.gpu
 def test_gpu_philox_equals_numpy():
-    be = _cuda()
+    be = cuda_backend()
     keys = seed_keys(np, [0, 1, 2**33 + 5])
     want = uniforms(np, keys, 7, 2, 11)
     dkeys = seed_keys(be.xp, [0, 1, 2**33 + 5])
@@ -416,14 +411,14 @@ def test_gpu_philox_equals_numpy():
 
 @pytest.mark.gpu
 def test_gpu_identity_and_statistical_agreement(a1a_obj):
-    be = _cuda()
+    be = cuda_backend()
     rows = device_agreement(a1a_obj, be, Bernoulli(a1a_obj.d, 0.5), seeds=32, iters=60)
     assert all(r["ok"] for r in rows), rows
 
 
 @pytest.mark.gpu
 def test_gpu_chunked_equals_unchunked_and_reproducible(a1a_obj):
-    be = _cuda()
+    be = cuda_backend()
     sks = [Bernoulli(a1a_obj.d, 0.5)] * 6
     a = dsgd_device(a1a_obj, sks, [1.0] * 6, range(6), 20, backend=be)
     b = dsgd_device(a1a_obj, sks, [1.0] * 6, range(6), 20, backend=be)
@@ -445,7 +440,7 @@ def test_gpu_chunked_equals_unchunked_and_reproducible(a1a_obj):
 
 @pytest.mark.gpu
 def test_gpu_masked_accuracy(a1a, rng):
-    be = _cuda()
+    be = cuda_backend()
     x, v = rng.standard_normal(a1a.d), np.zeros(a1a.d)
     S = Bernoulli(a1a.d, 0.4).sample(rng, 50)
     want = masked_accuracy(a1a.X_test, a1a.y_test, x, v, S)
@@ -609,7 +604,7 @@ def test_run_and_prune_on_sim_device(tmp_path):
 @pytest.mark.parametrize("extra", [dict(algorithm="distributed", workers=3), dict(algorithm="vr"),
                                    dict(algorithm="dsgd-minibatch", batch_size=["n"])])
 def test_gpu_run_distributed_and_vr_identity_equal_cpu(tmp_path, extra):
-    _cuda()
+    cuda_backend()
     from mast_cli.experiments.config import RunConfig
     from mast_cli.experiments.run import run_experiment
 

@@ -28,6 +28,7 @@ from mast_cli.core.fused_device import (CHUNK, FUSED_SOURCE, KERNEL_NAMES, Fused
                                         kernel_mode, plan_fused)
 from mast_cli.core.sketches import Bernoulli, Identity
 from mast_cli.io.errors import MastError
+from tests.conftest import cuda_backend
 
 
 def _reference(B, Y):
@@ -294,18 +295,12 @@ def test_identity_fused_equals_cpu(a1a_obj, monkeypatch):
 
 # --- on a GPU -------------------------------------------------------------------------------
 
-def _cuda():
-    pytest.importorskip("cupy")
-    why = cuda_status()
-    if why is not None:
-        pytest.skip(why)
-    return get_backend("cuda")
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
 def test_gpu_fused_equals_cusparse_and_is_reproducible(a1a_obj, rng, dtype, tol):
-    be = _cuda()
+    be = cuda_backend()
     fu = DeviceObjective(a1a_obj, be, dtype, kernel="fused")
     cs = DeviceObjective(a1a_obj, be, dtype, kernel="cusparse")
     assert fu.kernel == "fused" and cs.kernel == "cusparse"
