@@ -22,7 +22,7 @@ import pytest
 import scipy.sparse as sp
 
 from mast_cli.algorithms.device import distributed_device, dsgd_device, l_svrdsg_device
-from mast_cli.core.backend import cuda_status, fake_backend, get_backend, sim_backend
+from mast_cli.core.backend import fake_backend, sim_backend
 from mast_cli.core.device import DeviceObjective
 from mast_cli.core.fused_device import (CHUNK, FUSED_SOURCE, KERNEL_NAMES, FusedLogistic, emulate_fused,
                                         kernel_mode, plan_fused)
