@@ -85,3 +85,35 @@ def test_unknown_name_offline_says_where_it_looked(tmp_path, monkeypatch):
         load_dataset("no-such-dataset")
     with pytest.raises(MastError, match="libsvmdata cache"):
         load_dataset("a5a")  # a real LIBSVM name, but offline and not cached
+
+
+def test_parsed_file_cache(tmp_path, monkeypatch):
+    """The on-disk cache of parsed files gives the parser's arrays exactly, re-parses an edited
+    file (new size/mtime), survives a corrupt cache entry, and is off with MAST_CACHE_DIR=off."""
+    from mast_cli.io import data as data_mod
+
+    monkeypatch.setenv("MAST_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "tiny.svm"
+    src.write_text("1 1:0.5 3:2\n-1 2:1.5\n1 1:-1 2:0 3:4\n")
+    calls = []
+    real = data_mod._parse_svmlight
+    monkeypatch.setattr(data_mod, "_parse_svmlight", lambda p: calls.append(p) or real(p))
+    X0, y0 = real(src)
+    for _ in range(2):
+        X, y = data_mod._read_svmlight(src)
+        assert (X != X0).nnz == 0 and X.shape == X0.shape and np.array_equal(y, y0)
+        assert np.array_equal(X.indices, X0.indices) and np.array_equal(X.indptr, X0.indptr)
+    assert len(calls) == 1                                   # the second read came from the cache
+    files = list((tmp_path / "cache" / "parsed").glob("*.npz"))
+    assert len(files) == 1
+    src.write_text("1 1:0.5 3:2\n-1 2:1.5\n1 1:-1 2:7 3:4\n-1 4:1\n")     # edited: parsed again
+    X, y = data_mod._read_svmlight(src)
+    assert len(calls) == 2 and X.shape == (4, 4) and X[2, 1] == 7.0
+    for f in (tmp_path / "cache" / "parsed").glob("*.npz"):
+        f.write_bytes(b"not a zip file")                     # a corrupt entry is ignored
+    X, y = data_mod._read_svmlight(src)
+    assert len(calls) == 3 and X.shape == (4, 4)
+    monkeypatch.setenv("MAST_CACHE_DIR", "off")
+    data_mod._read_svmlight(src)
+    data_mod._read_svmlight(src)
+    assert len(calls) == 5 and not (tmp_path / "off").exists()

@@ -152,14 +152,22 @@ def _one_line(exc):
 
 
 def _read_svmlight(path):
-    """Parse one LIBSVM file (1-based indices) into (CSR, raw labels)."""
-    from sklearn.datasets import load_svmlight_file
+    """Parse one LIBSVM file (1-based indices) into (CSR, raw labels); parsed files are cached
+    on disk (:func:`mast_cli.io.datacache.cached_parse`)."""
+    from .datacache import cached_parse
 
     path = Path(path)
     if not path.exists():
         raise MastError(f"dataset file '{path}' does not exist")
     if path.is_dir():
         raise MastError(f"dataset path '{path}' is a directory, not a LIBSVM file")
+    return cached_parse(path, _parse_svmlight)
+
+
+def _parse_svmlight(path):
+    """:func:`_read_svmlight` without the cache (scikit-learn's reader, then the checks)."""
+    from sklearn.datasets import load_svmlight_file
+
     try:
         X, y = load_svmlight_file(str(path), zero_based=False, dtype=np.float64)
     except (ValueError, OSError, EOFError, UnicodeDecodeError, OverflowError) as exc:
