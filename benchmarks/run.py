@@ -270,12 +270,11 @@ def kernel_pieces(obj, R):
         return {}
     from numba import njit
 
-    from mast_cli.core.fused import BLOCK_ELEMS, _csr, _exp1, _margins, _scatter
+    from mast_cli.core.fused import SCATTER_ROWS, _exp1, _margins, _prepared, _scatter
 
     @njit(nogil=True, error_model="numpy")
-    def kern(ptr, idx, val, Y, G, do_m, do_e, do_s):
+    def kern(ptr, idx, val, blk, scol, sptr, trow, tval, rows, Y, G, do_m, do_e, do_s):
         n, w = ptr.size - 1, Y.shape[1]
-        rows = max(1, BLOCK_ELEMS // max(w, 1))
         Z, W = np.zeros((rows, w)), np.zeros((rows, w))
         for s in range(0, n, rows):
             e = min(s + rows, n)
@@ -286,7 +285,7 @@ def kernel_pieces(obj, R):
                 for q in range((e - s) * w):
                     wf[q] = 1.0 / (1.0 + _exp1(zf[q]))
             if do_s:
-                _scatter(ptr, idx, val, W, s, e, G)
+                _scatter(blk, scol, sptr, trow, tval, W, s // rows, G)
 
     @njit(nogil=True, error_model="numpy")
     def sig_blocks(x, out, reps):
@@ -294,16 +293,16 @@ def kernel_pieces(obj, R):
             for q in range(x.size):
                 out[q] = 1.0 / (1.0 + _exp1(x[q]))
 
-    ptr, idx, val = _csr(obj.Ab)
+    _, (ptr, idx, val), blocked = _prepared(obj.Ab)
     R = fused._padded_width(R)                 # the width the engine runs (zero columns added)
     Y = np.random.default_rng(0).standard_normal((obj.d, R)) * 0.1
     G = np.zeros((obj.d, R))
     x, out = np.random.default_rng(1).standard_normal(4096), np.empty(4096)
     reps = max(1, obj.n * R // 4096)
-    t = interleaved({"all": lambda: kern(ptr, idx, val, Y, G, True, True, True),
-                     "margins": lambda: kern(ptr, idx, val, Y, G, True, False, False),
-                     "sigmoid": lambda: kern(ptr, idx, val, Y, G, False, True, False),
-                     "scatter": lambda: kern(ptr, idx, val, Y, G, False, False, True),
+    t = interleaved({"all": lambda: kern(ptr, idx, val, *blocked, SCATTER_ROWS, Y, G, True, True, True),
+                     "margins": lambda: kern(ptr, idx, val, *blocked, SCATTER_ROWS, Y, G, True, False, False),
+                     "sigmoid": lambda: kern(ptr, idx, val, *blocked, SCATTER_ROWS, Y, G, False, True, False),
+                     "scatter": lambda: kern(ptr, idx, val, *blocked, SCATTER_ROWS, Y, G, False, False, True),
                      "sigmoid L1": lambda: sig_blocks(x, out, reps)}, reps=5)
     res = {k: ms(v["median"]) for k, v in t.items() if k != "sigmoid L1"}
     res["sigmoid_in_cache_ns_per_element"] = round(1e9 * t["sigmoid L1"]["median"] / (reps * 4096), 3)

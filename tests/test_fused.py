@@ -120,7 +120,8 @@ def test_results_do_not_depend_on_threads_or_batch(a1a_obj, rng):
     # a column's numbers do not depend on the other columns of the batch
     assert np.array_equal(fused.logistic_grad(a1a_obj.Ab, X[:, 10:13]), base_g[:, 10:13])
     assert np.array_equal(fused.logistic_value(a1a_obj.Ab, X[:, 10:13]), base_v[10:13])
-    # one column alone (scipy's single-vector products + the fused sigmoid/loss) as well
+    # one column alone (scipy's csr_matvec, the fused sigmoid/loss, the scalar blocked
+    # transposed product _scatter1) as well
     v1, g1 = fused.logistic_value_grad(a1a_obj.Ab, X[:, 4])
     assert np.array_equal(g1, base_vg[:, 4]) and v1 == base_v[4]
     assert np.array_equal(fused.logistic_grad(a1a_obj.Ab, X[:, 4:5])[:, 0], base_g[:, 4])
@@ -208,6 +209,91 @@ def test_loss_totals_against_long_double(rng, scale):
     assert fused.logistic_value(B, np.array([[np.inf, -np.inf, np.nan]]))[0] == 0.0
     v = fused.logistic_value(B, np.array([[np.inf, -np.inf, np.nan]]))
     assert v[1] == np.inf and np.isnan(v[2])
+
+
+def _odd_matrix(rng, n, d, density=0.3):
+    """A random (n, d) CSR matrix with an empty row and an empty column when n, d > 2,
+    values of both signs, some exactly ±1."""
+    A = sp.random(n, d, density=density, format="lil", random_state=rng)
+    if n > 2 and d > 2:
+        A[1, :] = 0.0
+        A[:, d - 2] = 0.0
+    A = A.tocsr()
+    A.eliminate_zeros()
+    A.data = A.data * rng.choice([-1.0, 1.0], A.data.size)
+    A.data[::5] = np.sign(A.data[::5])
+    return A
+
+
+SHAPES = [(1, 1), (1, 5), (40, 1), (63, 7), (64, 3), (65, 12), (300, 23), (1000, 120)]
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+def test_blocked_structure_holds_the_matrix(rng, n, d):
+    """The blocked CSC of the transposed product (_blocked) rebuilt entry by entry equals the
+    matrix, columns increase within a block and rows within a column's segment."""
+    A = _odd_matrix(rng, n, d)
+    ptr, idx, val = fused._csr(A)
+    sb = fused.SCATTER_ROWS
+    blk, scol, sptr, trow, tval = fused._blocked(ptr, idx, val, n, d)
+    assert blk.size == -(-n // sb) + 1 and blk[0] == 0 and blk[-1] == scol.size == sptr.size - 1
+    assert sptr[-1] == A.nnz and np.all(np.diff(sptr) > 0)
+    dense = np.zeros((n, d))
+    for b in range(blk.size - 1):
+        cols = scol[blk[b]:blk[b + 1]]
+        assert np.all(np.diff(cols.astype(np.int64)) > 0)
+        for g in range(blk[b], blk[b + 1]):
+            rows = trow[sptr[g]:sptr[g + 1]].astype(np.int64)
+            assert np.all(np.diff(rows) > 0) and rows.max() < sb
+            dense[b * sb + rows, scol[g]] += tval[sptr[g]:sptr[g + 1]]
+    assert np.array_equal(dense, A.toarray())
+
+
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("R", [1, 7, 8, 9, 33, 100])
+def test_products_on_odd_shapes(rng, n, d, R):
+    """Gradient and loss totals against a plain per-row loop (to 1e-13 of the sum of the
+    terms' magnitudes), and every column's bits alone (R = 1) and in any grouping."""
+    A = _odd_matrix(rng, n, d)
+    Y = rng.standard_normal((d, R))
+    Ad = A.toarray()
+    ref_g, scale, ref_v = np.zeros((d, R)), np.zeros((d, R)), np.zeros(R)
+    for i in range(n):                                   # the definition, one row at a time
+        z = Ad[i] @ Y
+        w = 1.0 / (1.0 + np.exp(z))
+        ref_g += np.outer(Ad[i], w)
+        scale += np.outer(np.abs(Ad[i]), np.abs(w))
+        ref_v += np.logaddexp(0.0, -z)
+    v, g = fused.logistic_value_grad(A, Y)
+    assert g.shape == (d, R) and v.shape == (R,)
+    assert np.all(np.abs(g - ref_g) <= 1e-13 * scale + 1e-300)
+    assert np.allclose(v, ref_v, rtol=1e-13, atol=0)
+    assert np.array_equal(fused.logistic_grad(A, Y), g)
+    for r in {0, R // 2, R - 1}:                         # a column alone: the same bits
+        v1, g1 = fused.logistic_value_grad(A, Y[:, r])
+        assert np.array_equal(g1, g[:, r]) and v1 == v[r]
+        assert np.array_equal(fused.logistic_grad(A, Y[:, r]), g[:, r])
+    for k in (2, 3):
+        assert np.array_equal(fused.logistic_grad(A, Y, groups=k), g)
+    if R > 2:                                            # sub-batches (padded or not)
+        assert np.array_equal(fused.logistic_grad(A, Y[:, 1:]), g[:, 1:])
+
+
+def test_blocked_structure_is_cached_per_matrix(rng):
+    """The structure is built once per matrix and rebuilt when its arrays are replaced."""
+    A = _odd_matrix(rng, 200, 9)
+    Y = rng.standard_normal((9, 3))
+    g = fused.logistic_grad(A, Y)
+    first = fused._prepared(A)[2]
+    assert fused._prepared(A)[2] is first
+    A.data = 2.0 * A.data                                # a new array: a new structure
+    assert fused._prepared(A)[2] is not first
+    ref = A.T @ (1.0 / (1.0 + np.exp(A @ Y)))
+    assert _relerr(fused.logistic_grad(A, Y), ref) <= 1e-13
+    assert not np.allclose(fused.logistic_grad(A, Y), g)
+    key = id(A)
+    del A                                                # forgotten with the matrix
+    assert key not in fused._PREPARED
 
 
 def test_warmup_reports_compile_time():
