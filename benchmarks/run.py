@@ -270,28 +270,27 @@ def kernel_pieces(obj, R):
         return {}
     from numba import njit
 
-    from mast_cli.core.fused import SCATTER_ROWS, _exp1, _margins, _prepared, _scatter
+    from mast_cli.core.fused import SCATTER_ROWS, _margins, _prepared, _scatter, _sig_rows
 
     @njit(nogil=True, error_model="numpy")
     def kern(ptr, idx, val, blk, scol, sptr, trow, tval, rows, Y, G, do_m, do_e, do_s):
         n, w = ptr.size - 1, Y.shape[1]
-        Z, W = np.zeros((rows, w)), np.zeros((rows, w))
+        Z, W, tmp = np.zeros((rows, w)), np.zeros((rows, w)), np.empty(16)
         for s in range(0, n, rows):
             e = min(s + rows, n)
             if do_m:
                 _margins(ptr, idx, val, Y, s, e, Z)
             zf, wf = Z.reshape(-1), W.reshape(-1)
             if do_e:
-                for q in range((e - s) * w):
-                    wf[q] = 1.0 / (1.0 + _exp1(zf[q]))
+                _sig_rows(zf, wf, (e - s) * w, tmp)
             if do_s:
                 _scatter(blk, scol, sptr, trow, tval, W, s // rows, G)
 
     @njit(nogil=True, error_model="numpy")
     def sig_blocks(x, out, reps):
+        tmp = np.empty(16)
         for _ in range(reps):
-            for q in range(x.size):
-                out[q] = 1.0 / (1.0 + _exp1(x[q]))
+            _sig_rows(x, out, x.size, tmp)
 
     _, (ptr, idx, val), blocked = _prepared(obj.Ab)
     R = fused._padded_width(R)                 # the width the engine runs (zero columns added)

@@ -62,7 +62,7 @@ try:
 except ImportError:  # pragma: no cover - numba missing: numpy/scipy fallback
     numba = None
 
-__all__ = ["ENABLED", "exp", "log1p", "logistic_grad", "logistic_value", "logistic_value_grad",
+__all__ = ["ENABLED", "exp", "exp_neg_abs", "expit_neg", "log1p", "logistic_grad", "logistic_value", "logistic_value_grad",
            "logistic_grad_rows", "sign_counts", "warmup", "threads", "set_threads"]
 
 #: True when the fused kernels are used (numba importable and ``MAST_KERNELS`` != numpy).
@@ -184,6 +184,190 @@ if numba is not None:
         y = (p * s1) * s2
         return y if x == x else x
 
+    # e^−|z| for the logistic pieces: a 16-entry table 2^(j/16) (an AVX-512 permute from two
+    # registers) leaves |r| ≤ ln2/32 for a degree-6 polynomial; no overflow side, one scaling
+    _EXPT = (1.0, 1.0442737824274138, 1.0905077326652577, 1.1387886347566916, 1.189207115002721,
+             1.241857812073484, 1.2968395546510096, 1.3542555469368927, 1.4142135623730951,
+             1.4768261459394993, 1.5422108254079407, 1.6104903319492543, 1.681792830507429,
+             1.7562521603732995, 1.8340080864093424, 1.9152065613971474)   # 2^(j/16) rounded
+    _EXPC = (0.0, 8.189317638195515e-17, -2.7939114859515733e-17, 7.826573258636076e-17,
+             3.3484623336251524e-17, 3.750854201303127e-17, 1.9572585293112036e-17,
+             5.68648095791174e-17, -6.835808657661922e-17, -2.3591094770850053e-17,
+             5.1548301170786783e-17, 1.5341410053603723e-17, 4.875160526227062e-17,
+             1.685487290628973e-17, 1.790126907604513e-17, -5.545065618639427e-17)  # (2^(j/16) − T_j)/T_j
+    _EXPT_BITS = np.array(_EXPT).view(np.int64)
+    _EXPC_ARR = np.array(_EXPC)
+    # minimax e^r ≈ 1 + r(1 + c₂r + … + c₆r⁵) on |r| ≤ ln2/32: 1.2e-17 relative (Remez, mpmath)
+    _EC2, _EC3, _EC4, _EC5, _EC6 = (0.49999999999999606, 0.1666666666441797, 0.04166666669324882,
+                                    0.008333471920792498, 0.0013888594079607185)
+    _EB = 64                                   # results carry a factor 2⁶⁴: never subnormal
+    _ETWO = 2.0 ** _EB
+    _EINV = 2.0 ** -_EB
+    _EAMAX = 746.0                             # e^−746 < 2^−1075: rounds to 0
+    _ESHIFT = 6755399441055744.0 + 16 * _EB    # 1.5·2⁵² (+ the bias): rounds to an integer
+    _EMUL = -16 * _LOG2E
+    _ERH = -_LN2_HI / 16
+    _ERL = -_LN2_LO / 16
+
+    @njit(cache=True, fastmath={"contract"}, error_model="numpy")
+    def _em1(a):
+        """2⁶⁴·e^−a for one a ≥ 0 (or NaN), branch-free: the scalar twin of :func:`_em_block`
+        (the same operations, so the same bits; a test checks it).
+
+        a is clamped to 746 (e^−746 rounds to 0; NaN passes); m = round(−16a/ln2) by the
+        1.5·2⁵² shift, r = −a − m·ln2/16 (Cody–Waite, |r| ≤ ln2/32), m = 16k + j;
+        2^(j/16)·e^r = T_j·(1 + c_j + q(r)) with T_j = 2^(j/16) rounded, c_j its relative
+        rounding error and q the minimax polynomial; 2^(k+64) is added to T_j's exponent
+        (exact: the result is ≥ 2⁻¹⁰¹² and ≤ 2⁶⁴, never subnormal nor infinite).
+        """
+        a = _EAMAX if a > _EAMAX else a
+        t = a * _EMUL + _ESHIFT
+        kf = t - _ESHIFT
+        r = a * -1.0
+        r = kf * _ERH + r
+        r = kf * _ERL + r
+        tb = _as_i64(t)
+        j = tb & 15
+        T = _as_f64(_EXPT_BITS[j] + ((tb >> 4) << 52))
+        p = _EC6
+        p = p * r + _EC5
+        p = p * r + _EC4
+        p = p * r + _EC3
+        p = p * r + _EC2
+        p = p * r + 1.0
+        q = p * r + _EXPC_ARR[j]
+        return T * q + T
+
+    def _em_intrinsic(sigmoid, V=8):
+        """An intrinsic writing, for q < m rounded down to a multiple of V, U[q] = 2⁶⁴·e^−|Z[q]|
+        (:func:`_em1`'s operations on V lanes) or, with ``sigmoid``, U[q] = 1/(1 + e^Z[q])
+        (:func:`_sig_from` of that).  Z, U: contiguous float64 arrays.
+
+        Written as vector IR because the table lookup needs a register permute (vpermi2pd
+        with AVX-512, read from the target's features); the loop vectorizer would emit a
+        gather, slower than the degree-11 polynomial it replaces.  Without AVX-512 the lanes
+        are looked up one by one (same values, same bits)."""
+
+        @intrinsic
+        def block(typingctx, Z_t, U_t, m_t):
+            sig = types.void(Z_t, U_t, m_t)
+
+            def codegen(context, builder, signature, args):
+                from llvmlite import ir
+                from numba.core import cgutils
+
+                Z, U, m = args
+                aZ = context.make_array(signature.args[0])(context, builder, Z)
+                aU = context.make_array(signature.args[1])(context, builder, U)
+                i64, i32, dbl = ir.IntType(64), ir.IntType(32), ir.DoubleType()
+                vt, vi = ir.VectorType(dbl, V), ir.VectorType(i64, V)
+                mod = builder.module
+                fma = cgutils.get_or_insert_function(mod, ir.FunctionType(vt, [vt, vt, vt]), f"llvm.fma.v{V}f64")
+                feats = getattr(context.codegen(), "_tm_features", "") or ""
+                avx512 = V == 8 and "+avx512f" in feats.split(",")
+
+                def spl(c):
+                    return ir.Constant(vt, [float(c)] * V)
+
+                def spi(c):
+                    return ir.Constant(vi, [int(c)] * V)
+
+                def lookup(tb, table):
+                    if avx512:
+                        perm = cgutils.get_or_insert_function(
+                            mod, ir.FunctionType(vt, [vt, vi, vt]), "llvm.x86.avx512.vpermi2var.pd.512")
+                        return builder.call(perm, [ir.Constant(vt, list(table[:8])), tb,
+                                                   ir.Constant(vt, list(table[8:]))])
+                    j = builder.and_(tb, spi(15))
+                    tab = ir.Constant(ir.VectorType(dbl, 16), list(table))
+                    out = ir.Constant(vt, ir.Undefined)
+                    for lane in range(V):
+                        jl = builder.extract_element(j, ir.Constant(i32, lane))
+                        out = builder.insert_element(out, builder.extract_element(tab, jl), ir.Constant(i32, lane))
+                    return out
+
+                pre = builder.block
+                head = builder.append_basic_block("em.head")
+                body = builder.append_basic_block("em.body")
+                done = builder.append_basic_block("em.done")
+                builder.branch(head)
+                builder.position_at_end(head)
+                i = builder.phi(i64)
+                i.add_incoming(ir.Constant(i64, 0), pre)
+                builder.cbranch(builder.icmp_signed("<", builder.add(i, ir.Constant(i64, V - 1)), m), body, done)
+                builder.position_at_end(body)
+                z = builder.load(builder.bitcast(builder.gep(aZ.data, [i]), vt.as_pointer()), align=8)
+                a = builder.bitcast(builder.and_(builder.bitcast(z, vi), spi(0x7FFFFFFFFFFFFFFF)), vt)
+                a = builder.select(builder.fcmp_ordered(">", a, spl(_EAMAX)), spl(_EAMAX), a)
+                t = builder.call(fma, [a, spl(_EMUL), spl(_ESHIFT)])
+                kf = builder.fsub(t, spl(_ESHIFT))
+                r = builder.fmul(a, spl(-1.0))
+                r = builder.call(fma, [kf, spl(_ERH), r])
+                r = builder.call(fma, [kf, spl(_ERL), r])
+                tb = builder.bitcast(t, vi)
+                T = builder.bitcast(lookup(tb, _EXPT), vi)
+                T = builder.bitcast(builder.add(T, builder.shl(builder.lshr(tb, spi(4)), spi(52))), vt)
+                c = lookup(tb, _EXPC)
+                p = spl(_EC6)
+                for ck in (_EC5, _EC4, _EC3, _EC2, 1.0):
+                    p = builder.call(fma, [p, r, spl(ck)])
+                q = builder.call(fma, [p, r, c])
+                y = builder.call(fma, [T, q, T])
+                if sigmoid:
+                    num = builder.select(builder.fcmp_ordered(">", z, spl(0.0)), y, spl(_ETWO))
+                    y = builder.fdiv(num, builder.fadd(y, spl(_ETWO)))
+                builder.store(y, builder.bitcast(builder.gep(aU.data, [i]), vt.as_pointer()), align=8)
+                i.add_incoming(builder.add(i, ir.Constant(i64, V)), body)
+                builder.branch(head)
+                builder.position_at_end(done)
+                return context.get_dummy_value()
+
+            return sig, codegen
+
+        return block
+
+    _em_block = _em_intrinsic(False)
+    _sig_block = _em_intrinsic(True)
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _sig_from(z, y):
+        """1/(1 + eᶻ) from y = 2⁶⁴·e^−|z|: y/(y + 2⁶⁴) for z > 0, 2⁶⁴/(y + 2⁶⁴) otherwise.
+
+        One correctly rounded division of the scaled numbers, so a subnormal result (z > 708)
+        is rounded once; NaN passes through y."""
+        num = y if z > 0.0 else _ETWO
+        return num / (y + _ETWO)
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _sig1(z):
+        """1/(1 + eᶻ) for one float64 (the same bits as the block loops)."""
+        return _sig_from(z, _em1(_as_f64(_as_i64(z) & 0x7FFFFFFFFFFFFFFF)))
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _em_rows(z, u, m, tmp):
+        """u[q] = 2⁶⁴·e^−|z[q]| for q < m (1-D contiguous arrays; tmp: 16 doubles of scratch
+        for the last m mod 8, run through the same vector code)."""
+        _em_block(z, u, m)
+        m8 = m - m % 8
+        if m8 < m:
+            for q in range(8):
+                tmp[q] = z[m8 + q] if m8 + q < m else 0.0
+            _em_block(tmp[:8], tmp[8:], 8)
+            for q in range(m8, m):
+                u[q] = tmp[8 + q - m8]
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _sig_rows(z, w, m, tmp):
+        """w[q] = 1/(1 + e^z[q]) for q < m (as :func:`_em_rows`)."""
+        _sig_block(z, w, m)
+        m8 = m - m % 8
+        if m8 < m:
+            for q in range(8):
+                tmp[q] = z[m8 + q] if m8 + q < m else 0.0
+            _sig_block(tmp[:8], tmp[8:], 8)
+            for q in range(m8, m):
+                w[q] = tmp[8 + q - m8]
+
     _SQRT2 = 1.4142135623730951
     _LN2 = 0.6931471805599453
 
@@ -219,22 +403,9 @@ if numba is not None:
     @njit(inline="always", cache=True, error_model="numpy")
     def _logloss1(z):
         """log(1 + e⁻ᶻ) = max(−z, 0) + log1p(e^−|z|), the form of numpy's logaddexp(0, −z)."""
-        a = z if z >= 0.0 else -z
         m = -z if z < 0.0 else 0.0
-        v = m + _log1p01(_exp1(-a))
+        v = m + _log1p01(_em1(_as_f64(_as_i64(z) & 0x7FFFFFFFFFFFFFFF)) * _EINV)
         return v if z == z else z
-
-    @njit(inline="always", cache=True, error_model="numpy")
-    def _loss_parts(z):
-        """(u, m) with log(1 + e⁻ᶻ) = m + log(1 + u): u = e^−|z| ∈ [0, 1], m = max(−z, 0).
-
-        A run of rows is then summed as Σ m_i + log Π (1 + u_i) (:func:`_log1p_acc`): one
-        logarithm per run instead of one per row.
-        """
-        a = z if z >= 0.0 else -z
-        m = -z if z < 0.0 else 0.0
-        u = _exp1(-a)
-        return (u if z == z else z), m
 
     @njit(inline="always", cache=True, error_model="numpy")
     def _log1p_acc(q):
@@ -270,6 +441,22 @@ if numba is not None:
     def _logloss_array(x, out):
         for i in range(x.size):
             out[i] = _logloss1(x[i])
+
+    @njit(cache=True, error_model="numpy")
+    def _expit_neg_array(x, out):
+        _sig_rows(x, out, x.size, np.empty(16))
+
+    @njit(cache=True, error_model="numpy")
+    def _expnegabs_array(x, out):
+        _em_rows(x, out, x.size, np.empty(16))
+        for i in range(x.size):
+            out[i] *= _EINV
+
+    @njit(cache=True, error_model="numpy")
+    def _scalar_twins(x, out_em, out_sig):
+        for i in range(x.size):
+            out_em[i] = _em1(_as_f64(_as_i64(x[i]) & 0x7FFFFFFFFFFFFFFF))
+            out_sig[i] = _sig1(x[i])
 
     def _panel_intrinsic(U, V=8, add=False):
         """An intrinsic computing Z[zi, c0:c0 + U·V] = Σ_k val_k Y[idx_k, c0:c0 + U·V] over the
@@ -436,7 +623,7 @@ if numba is not None:
         rows = sb if want_grad else max(1, BLOCK_ELEMS // max(w, 1))
         Z = np.empty((rows, w))
         W = np.empty((rows, w))
-        V = np.empty((rows, w)) if want_value else W
+        tmp = np.empty(16)
         acc = np.zeros(w)
         part = np.zeros(w)
         qa = np.zeros(w)
@@ -446,24 +633,27 @@ if numba is not None:
             m = (e - s) * w
             zf = Z.reshape(-1)
             wf = W.reshape(-1)
-            vf = V.reshape(-1)
             if want_value:
                 # runs of LOSS_ROWS rows (global row numbers, so the order does not depend
-                # on w): Σ m_i + log Π (1 + u_i) (_loss_parts), the runs added in row order
-                for q in range(m):
-                    wf[q], vf[q] = _loss_parts(zf[q])
+                # on w): Σ max(−z_i, 0) + log Π (1 + u_i), u_i = e^−|z_i| (W holds 2⁶⁴u_i,
+                # reused by the gradient), the runs added in row order
+                _em_rows(zf, wf, m, tmp)
                 for i in range(e - s):
                     for c in range(w):
-                        qa[c] = qa[c] + W[i, c] * (1.0 + qa[c])
-                        part[c] += V[i, c]
+                        zc = Z[i, c]
+                        qa[c] = qa[c] + (W[i, c] * _EINV) * (1.0 + qa[c])
+                        part[c] += -zc if zc < 0.0 else 0.0
                     if (s + i + 1) % LOSS_ROWS == 0 or s + i + 1 == n:
                         for c in range(w):
                             acc[c] += _log1p_acc(qa[c]) + part[c]
                             part[c] = 0.0
                             qa[c] = 0.0
             if want_grad:
-                for q in range(m):
-                    wf[q] = 1.0 / (1.0 + _exp1(zf[q]))
+                if want_value:
+                    for q in range(m):
+                        wf[q] = _sig_from(zf[q], wf[q])
+                else:
+                    _sig_rows(zf, wf, m, tmp)
                 _scatter(blk, scol, sptr, trow, tval, W, s // rows, G)
         for c in range(w):
             L[c] = acc[c]
@@ -474,24 +664,25 @@ if numba is not None:
         exactly as :func:`_grad_kernel` sums a column (runs of LOSS_ROWS rows)."""
         n = z.size
         acc = 0.0
+        tmp = np.empty(16)
         if want_value:
             part = 0.0
             qa = 0.0
-            v = np.empty(min(n, BLOCK_ELEMS))
-            for s in range(0, n, BLOCK_ELEMS):
-                e = min(s + BLOCK_ELEMS, n)
-                for q in range(s, e):
-                    w[q], v[q - s] = _loss_parts(z[q])
-                for q in range(s, e):
-                    qa = qa + w[q] * (1.0 + qa)
-                    part += v[q - s]
-                    if (q + 1) % LOSS_ROWS == 0 or q + 1 == n:
-                        acc += _log1p_acc(qa) + part
-                        part = 0.0
-                        qa = 0.0
-        if want_grad:
+            _em_rows(z, w, n, tmp)                      # 2⁶⁴e^−|z|, as the batched kernel
             for q in range(n):
-                w[q] = 1.0 / (1.0 + _exp1(z[q]))
+                zq = z[q]
+                qa = qa + (w[q] * _EINV) * (1.0 + qa)
+                part += -zq if zq < 0.0 else 0.0
+                if (q + 1) % LOSS_ROWS == 0 or q + 1 == n:
+                    acc += _log1p_acc(qa) + part
+                    part = 0.0
+                    qa = 0.0
+        if want_grad:
+            if want_value:
+                for q in range(n):
+                    w[q] = _sig_from(z[q], w[q])
+            else:
+                _sig_rows(z, w, n, tmp)
         return acc
 
     @njit(cache=True, nogil=True, error_model="numpy")
@@ -519,7 +710,7 @@ if numba is not None:
             z = 0.0
             for k in range(ptr[i], ptr[i + 1]):
                 z += val[k] * Y[idx[k], c]
-            coef = -weights[t] / (1.0 + _exp1(z))
+            coef = -weights[t] * _sig1(z)
             for k in range(ptr[i], ptr[i + 1]):
                 G[idx[k], c] += coef * val[k]
 
@@ -653,6 +844,35 @@ def logloss(z):
     return out
 
 
+def expit_neg(z):
+    """1/(1 + eᶻ) = σ(−z) elementwise: the weights of the logistic gradient (mast-theory §3.2).
+
+    Parameters
+    ----------
+    z : array_like of float64, any shape
+
+    Returns
+    -------
+    ndarray, the shape of ``z``: the gradient kernels' numbers (the same bits), within a few
+    ulp of the correctly rounded value for every z, subnormal results included (z > 708,
+    where numpy's ``1/(1 + exp(z))`` gives 0 once exp overflows); 1 at −inf, 0 at +inf,
+    NaN for NaN.
+    """
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    out = np.empty_like(z)
+    _expit_neg_array(z.reshape(-1), out.reshape(-1))
+    return out
+
+
+def exp_neg_abs(z):
+    """e^−|z| elementwise, the exp the logistic kernels use (≤ 1 ulp, subnormal results and
+    0 below e⁻⁷⁴⁵ rounded as numpy's; NaN for NaN).  ndarray, the shape of ``z``."""
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    out = np.empty_like(z)
+    _expnegabs_array(z.reshape(-1), out.reshape(-1))
+    return out
+
+
 def _padded_width(w):
     """Columns to run w columns with: the next multiple of 8 when that adds at most a quarter
     (zero columns, results dropped), so that every column goes through the register panels
@@ -781,6 +1001,8 @@ def warmup():
         sign_counts(A, np.ones(40), Y, groups=1)
     logistic_grad_rows(A, np.arange(3), np.zeros(3, dtype=np.int64), np.ones(3), np.ones((5, 1)))
     exp(np.zeros(2))
+    exp_neg_abs(np.zeros(2))
+    expit_neg(np.zeros(2))
     log1p(np.zeros(2))
     logloss(np.zeros(2))
     return time.perf_counter() - t0
