@@ -184,39 +184,39 @@ if numba is not None:
         y = (p * s1) * s2
         return y if x == x else x
 
-    # e^−|z| for the logistic pieces: a 16-entry table 2^(j/16) (an AVX-512 permute from two
-    # registers) leaves |r| ≤ ln2/32 for a degree-6 polynomial; no overflow side, one scaling
-    _EXPT = (1.0, 1.0442737824274138, 1.0905077326652577, 1.1387886347566916, 1.189207115002721,
-             1.241857812073484, 1.2968395546510096, 1.3542555469368927, 1.4142135623730951,
-             1.4768261459394993, 1.5422108254079407, 1.6104903319492543, 1.681792830507429,
-             1.7562521603732995, 1.8340080864093424, 1.9152065613971474)   # 2^(j/16) rounded
-    _EXPC = (0.0, 8.189317638195515e-17, -2.7939114859515733e-17, 7.826573258636076e-17,
-             3.3484623336251524e-17, 3.750854201303127e-17, 1.9572585293112036e-17,
-             5.68648095791174e-17, -6.835808657661922e-17, -2.3591094770850053e-17,
-             5.1548301170786783e-17, 1.5341410053603723e-17, 4.875160526227062e-17,
-             1.685487290628973e-17, 1.790126907604513e-17, -5.545065618639427e-17)  # (2^(j/16) − T_j)/T_j
-    _EXPT_BITS = np.array(_EXPT).view(np.int64)
+    # e^−|z| for the logistic pieces: an 8-entry table 2^(j/8) (an AVX-512 permute within one
+    # register) leaves |r| ≤ ln2/16 for a degree-7 polynomial; no overflow side, one scaling
+    _EXPT = (1.0, 1.0905077326652577, 1.189207115002721, 1.2968395546510096, 1.4142135623730951,
+             1.5422108254079407, 1.681792830507429, 1.8340080864093424)        # 2^(j/8) rounded
+    _EXPC = (0.0, -2.7939114859515733e-17, 3.3484623336251524e-17, 1.9572585293112036e-17,
+             -6.835808657661922e-17, 5.1548301170786783e-17, 4.875160526227062e-17,
+             1.790126907604513e-17)                          # (2^(j/8) − T_j)/T_j (mpmath)
+    # T_j's bits less j·2⁴⁹: adding t's bits shifted by 49 (m = 8k + j in bits 0–14) then
+    # adds k to the exponent and cancels j (one shift, no mask)
+    _EXPT_BITS = np.array(_EXPT).view(np.int64) - (np.arange(8, dtype=np.int64) << 49)
+    _EXPT_ADJ = tuple(float(v) for v in _EXPT_BITS.view(np.float64))
     _EXPC_ARR = np.array(_EXPC)
-    # minimax e^r ≈ 1 + r(1 + c₂r + … + c₆r⁵) on |r| ≤ ln2/32: 1.2e-17 relative (Remez, mpmath)
-    _EC2, _EC3, _EC4, _EC5, _EC6 = (0.49999999999999606, 0.1666666666441797, 0.04166666669324882,
-                                    0.008333471920792498, 0.0013888594079607185)
+    # minimax e^r ≈ 1 + r(1 + c₂r + … + c₇r⁶) on |r| ≤ ln2/16: 2.8e-18 relative (Remez, mpmath)
+    _EC2, _EC3, _EC4, _EC5, _EC6, _EC7 = (0.5000000000000296, 0.16666666666663726, 0.041666666570112434,
+                                          0.008333333371119798, 0.0013889780493680128,
+                                          0.00019840565623008782)
     _EB = 64                                   # results carry a factor 2⁶⁴: never subnormal
     _ETWO = 2.0 ** _EB
     _EINV = 2.0 ** -_EB
     _EAMAX = 746.0                             # e^−746 < 2^−1075: rounds to 0
-    _ESHIFT = 6755399441055744.0 + 16 * _EB    # 1.5·2⁵² (+ the bias): rounds to an integer
-    _EMUL = -16 * _LOG2E
-    _ERH = -_LN2_HI / 16
-    _ERL = -_LN2_LO / 16
+    _ESHIFT = 6755399441055744.0 + 8 * _EB     # 1.5·2⁵² (+ the bias): rounds to an integer
+    _EMUL = -8 * _LOG2E
+    _ERH = -_LN2_HI / 8
+    _ERL = -_LN2_LO / 8
 
     @njit(cache=True, fastmath={"contract"}, error_model="numpy")
     def _em1(a):
         """2⁶⁴·e^−a for one a ≥ 0 (or NaN), branch-free: the scalar twin of :func:`_em_block`
         (the same operations, so the same bits; a test checks it).
 
-        a is clamped to 746 (e^−746 rounds to 0; NaN passes); m = round(−16a/ln2) by the
-        1.5·2⁵² shift, r = −a − m·ln2/16 (Cody–Waite, |r| ≤ ln2/32), m = 16k + j;
-        2^(j/16)·e^r = T_j·(1 + c_j + q(r)) with T_j = 2^(j/16) rounded, c_j its relative
+        a is clamped to 746 (e^−746 rounds to 0; NaN passes); m = round(−8a/ln2) by the
+        1.5·2⁵² shift, r = −a − m·ln2/8 (Cody–Waite, |r| ≤ ln2/16), m = 8k + j;
+        2^(j/8)·e^r = T_j·(1 + c_j + q(r)) with T_j = 2^(j/8) rounded, c_j its relative
         rounding error and q the minimax polynomial; 2^(k+64) is added to T_j's exponent
         (exact: the result is ≥ 2⁻¹⁰¹² and ≤ 2⁶⁴, never subnormal nor infinite).
         """
@@ -227,9 +227,10 @@ if numba is not None:
         r = kf * _ERH + r
         r = kf * _ERL + r
         tb = _as_i64(t)
-        j = tb & 15
-        T = _as_f64(_EXPT_BITS[j] + ((tb >> 4) << 52))
-        p = _EC6
+        j = tb & 7
+        T = _as_f64(_EXPT_BITS[j] + (tb << 49))
+        p = _EC7
+        p = p * r + _EC6
         p = p * r + _EC5
         p = p * r + _EC4
         p = p * r + _EC3
@@ -243,7 +244,7 @@ if numba is not None:
         (:func:`_em1`'s operations on V lanes) or, with ``sigmoid``, U[q] = 1/(1 + e^Z[q])
         (:func:`_sig_from` of that).  Z, U: contiguous float64 arrays.
 
-        Written as vector IR because the table lookup needs a register permute (vpermi2pd
+        Written as vector IR because the table lookup needs a register permute (vpermpd
         with AVX-512, read from the target's features); the loop vectorizer would emit a
         gather, slower than the degree-11 polynomial it replaces.  Without AVX-512 the lanes
         are looked up one by one (same values, same bits)."""
@@ -275,15 +276,23 @@ if numba is not None:
                 def lookup(tb, table):
                     if avx512:
                         perm = cgutils.get_or_insert_function(
-                            mod, ir.FunctionType(vt, [vt, vi, vt]), "llvm.x86.avx512.vpermi2var.pd.512")
-                        return builder.call(perm, [ir.Constant(vt, list(table[:8])), tb,
-                                                   ir.Constant(vt, list(table[8:]))])
-                    j = builder.and_(tb, spi(15))
-                    tab = ir.Constant(ir.VectorType(dbl, 16), list(table))
+                            mod, ir.FunctionType(vt, [vt, vi]), "llvm.x86.avx512.permvar.df.512")
+                        return builder.call(perm, [ir.Constant(vt, list(table)), tb])
+                    # lane by lane from a constant array in the module
+                    at = ir.ArrayType(dbl, 8)
+                    name = "mast_em_tab_%d" % (0 if table is _EXPT_ADJ else 1)
+                    g = mod.globals.get(name)
+                    if g is None:
+                        g = ir.GlobalVariable(mod, at, name=name)
+                        g.global_constant = True
+                        g.linkage = "internal"
+                        g.initializer = ir.Constant(at, list(table))
+                    j = builder.and_(tb, spi(7))
                     out = ir.Constant(vt, ir.Undefined)
                     for lane in range(V):
                         jl = builder.extract_element(j, ir.Constant(i32, lane))
-                        out = builder.insert_element(out, builder.extract_element(tab, jl), ir.Constant(i32, lane))
+                        v = builder.load(builder.gep(g, [ir.Constant(i64, 0), jl]))
+                        out = builder.insert_element(out, v, ir.Constant(i32, lane))
                     return out
 
                 pre = builder.block
@@ -305,11 +314,11 @@ if numba is not None:
                 r = builder.call(fma, [kf, spl(_ERH), r])
                 r = builder.call(fma, [kf, spl(_ERL), r])
                 tb = builder.bitcast(t, vi)
-                T = builder.bitcast(lookup(tb, _EXPT), vi)
-                T = builder.bitcast(builder.add(T, builder.shl(builder.lshr(tb, spi(4)), spi(52))), vt)
+                T = builder.bitcast(lookup(tb, _EXPT_ADJ), vi)
+                T = builder.bitcast(builder.add(T, builder.shl(tb, spi(49))), vt)
                 c = lookup(tb, _EXPC)
-                p = spl(_EC6)
-                for ck in (_EC5, _EC4, _EC3, _EC2, 1.0):
+                p = spl(_EC7)
+                for ck in (_EC6, _EC5, _EC4, _EC3, _EC2, 1.0):
                     p = builder.call(fma, [p, r, spl(ck)])
                 q = builder.call(fma, [p, r, c])
                 y = builder.call(fma, [T, q, T])
