@@ -6,10 +6,15 @@ CSR arrays ``ptr, idx, val``) does, per row block and for all R columns of Y at 
 * the margins z_i = ⟨ab_i, y_r⟩ (each a sum over the row's non-zeros in storage order,
   exactly as scipy's ``csr_matvecs`` does it);
 * the logistic pieces: w = 1/(1 + eᶻ) (the negated sigmoid σ(−z) of mast-theory §3.2) and/or
-  the loss log(1 + e⁻ᶻ), with an exp and a log1p written as range reduction + polynomial,
-  so that LLVM vectorizes them (libm's scalar calls do not); loss totals take one logarithm
-  per run of :data:`LOSS_ROWS` rows, of the product of the rows' 1 + e^−|z| (accumulated
-  as q ← q + u(1 + q), q = product − 1, so tiny losses keep their precision), not one per row;
+  the loss log(1 + e⁻ᶻ), both from one exp per entry, u = e^−|z| (never overflows):
+  range reduction by eighths of ln 2, an 8-entry table 2^(j/8) read by a register permute
+  (AVX-512 ``vpermpd``, an llvmlite intrinsic: :func:`_em_intrinsic`) and a degree-7
+  polynomial, ≤ 1 ulp; the kernels hold 2⁶⁴u (never subnormal) and w = 2⁶⁴u/(2⁶⁴u + 2⁶⁴)
+  for z > 0, 2⁶⁴/(2⁶⁴u + 2⁶⁴) otherwise: one correctly rounded division, ≤ 2 ulp, subnormal
+  weights rounded once.  With the loss the gradient reuses the loss pass's exps.  Loss
+  totals take one logarithm per run of :data:`LOSS_ROWS` rows, of the product of the rows'
+  1 + u (accumulated as q ← q + u(1 + q), q = product − 1, so tiny losses keep their
+  precision; log1p by range reduction + polynomial), not one per row;
 * the transposed product Σ_i w_i ab_i accumulated into the d × R output by blocks of
   :data:`SCATTER_ROWS` rows: a blocked CSC of Ab, built once per matrix and cached
   (:func:`_blocked`, :func:`_prepared`), gives each block's non-zeros grouped by column;
@@ -31,7 +36,7 @@ threads; every output column is computed by one thread with the same operations 
 same order for any number of groups, so results do not depend on the thread count nor
 on the other columns of the batch (bit for bit).  Against the numpy/scipy path
 (:mod:`mast_cli.objectives`, kept as the reference and the fallback) the differences are
-the exp/log1p rounding (≤ 2 ulp each) and the transposed product's summation order, so
+the exp/sigmoid/log1p rounding (≤ 2 ulp each) and the transposed product's summation order, so
 float64 results agree to ~1e-15 relative (more where a gradient entry cancels).
 
 Compiled on first use and cached on disk (``cache=True``, numba's ``__pycache__``);
@@ -245,9 +250,9 @@ if numba is not None:
         (:func:`_sig_from` of that).  Z, U: contiguous float64 arrays.
 
         Written as vector IR because the table lookup needs a register permute (vpermpd
-        with AVX-512, read from the target's features); the loop vectorizer would emit a
-        gather, slower than the degree-11 polynomial it replaces.  Without AVX-512 the lanes
-        are looked up one by one (same values, same bits)."""
+        with AVX-512, read from the target's features); the loop vectorizer emits a gather
+        for it, measured slower than no table at all.  Without AVX-512 the lanes are read one
+        by one from a constant array (same values, same bits)."""
 
         @intrinsic
         def block(typingctx, Z_t, U_t, m_t):
@@ -822,6 +827,9 @@ def _cols(Y):
 
 def exp(x):
     """eˣ elementwise by the vectorized kernel (≤ 2 ulp from a correctly rounded exp).
+
+    The general exp (degree-13 polynomial, both overflow sides); the logistic kernels use
+    :func:`exp_neg_abs`'s, which needs only e^−|z|.
 
     Parameters
     ----------
