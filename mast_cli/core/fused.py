@@ -31,10 +31,13 @@ of 8 when that adds at most a quarter (:func:`_padded_width`).  One column (R = 
 scipy's ``csr_matvec`` for the margins (the same operations in the same order) and a scalar
 blocked transposed product (:func:`_scatter1`, the same order as a batch's column).
 
-Columns are independent: the kernels split the R columns into groups run by numba's
-threads; every output column is computed by one thread with the same operations in the
-same order for any number of groups, so results do not depend on the thread count nor
-on the other columns of the batch (bit for bit).  Against the numpy/scipy path
+Threads: a matrix of at least :data:`ROW_SPLIT_MIN` rows is cut into two row chunks
+(:func:`_row_chunks`, at a multiple of :data:`LOSS_ROWS`), each chunk's sums are computed
+whole and the two are then added; with two threads each streams one chunk with every column
+in full-width panels.  More threads split the R columns into groups (columns are
+independent).  The chunks depend on the data only, and every output column is computed
+with the same operations in the same order for any number of threads or groups, so results
+do not depend on the thread count nor on the other columns of the batch (bit for bit).  Against the numpy/scipy path
 (:mod:`mast_cli.objectives`, kept as the reference and the fallback) the differences are
 the exp/sigmoid/log1p rounding (≤ 2 ulp each) and the transposed product's summation order, so
 float64 results agree to ~1e-15 relative (more where a gradient entry cancels).
@@ -43,8 +46,8 @@ Compiled on first use and cached on disk (``cache=True``, numba's ``__pycache__`
 :func:`warmup` compiles every kernel and returns the seconds it took.
 
 Set ``MAST_KERNELS=numpy`` to use the numpy/scipy path everywhere (reference runs,
-platforms without numba).  ``MAST_THREADS`` (default 1) sets how many column groups,
-hence threads, a kernel uses; the CLI's ``--threads auto`` sets it to the usable CPUs divided
+platforms without numba).  ``MAST_THREADS`` (default 1) sets how many threads a kernel
+uses (row chunks first, then column groups); the CLI's ``--threads auto`` sets it to the usable CPUs divided
 by the parallel jobs (1 under ``mast reproduce --jobs`` with one process per core).
 """
 
@@ -89,12 +92,12 @@ _THREADS = max(1, int(os.environ.get("MAST_THREADS", "1") or 1))
 
 
 def threads():
-    """Column groups (threads) the kernels use; ``MAST_THREADS`` or :func:`set_threads`."""
+    """Threads the kernels use; ``MAST_THREADS`` or :func:`set_threads`."""
     return _THREADS
 
 
 def set_threads(k):
-    """Use ``k`` column groups per kernel call (results are the same bits for any k)."""
+    """Use ``k`` threads per kernel call (results are the same bits for any k)."""
     global _THREADS
     _THREADS = max(1, int(k))
 
@@ -104,24 +107,37 @@ def _groups(R, k=None):
     return int(max(1, min(k, R // 8 if R >= 16 else 1)))
 
 
+def _column_cuts(R, k):
+    """Boundaries of the column groups of R columns for k threads (:func:`_groups`): cut at
+    multiples of 8 (the register panels' width), so that only the last group may need
+    padding (R = 100 in 2 groups is 56 + 44, run as 48)."""
+    k = _groups(R, k)
+    return [min(R, 8 * round(g * R / (8 * k))) for g in range(k)] + [R]
+
+
 _POOL = None
+
+
+def _run_tasks(tasks):
+    """Run the callables ``tasks`` at once: the first in this thread, the others on a thread
+    pool (one thread each; the kernels release the GIL); returns when all have finished."""
+    global _POOL
+    if len(tasks) > 1 and (_POOL is None or _POOL._max_workers < len(tasks) - 1):
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=len(tasks) - 1, thread_name_prefix="mast-fused")
+    futures = [_POOL.submit(f) for f in tasks[1:]]
+    try:
+        tasks[0]()
+    finally:
+        for f in futures:
+            f.result()
 
 
 def _each_group(fn, R, groups):
     """Run fn(c0, w) for the column groups of R columns: in this thread, or on a pool."""
-    global _POOL
-    k = _groups(R, groups)
-    # cut at multiples of 8 (the register panels' width), so that only the last group may
-    # need padding: R = 100 in 2 groups is 56 + 44 (run as 48), not 50 + 50 (run as 56 + 56)
-    cuts = [min(R, 8 * round(g * R / (8 * k))) for g in range(k)] + [R]
-    if k == 1:
-        fn(0, R)
-        return
-    if _POOL is None or _POOL._max_workers < k:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(max_workers=k, thread_name_prefix="mast-fused")
-    list(_POOL.map(lambda g: fn(cuts[g], cuts[g + 1] - cuts[g]), range(k)))
+    cuts = _column_cuts(R, groups)
+    _run_tasks([lambda g=g: fn(cuts[g], cuts[g + 1] - cuts[g]) for g in range(len(cuts) - 1)])
 
 
 if numba is not None:
@@ -898,28 +914,72 @@ def _padded_width(w):
     return wp if w >= 8 and 4 * (wp - w) <= w else w
 
 
+#: Matrices with at least this many rows are cut into two row chunks (:func:`_row_chunks`).
+ROW_SPLIT_MIN = 8192
+
+#: id(matrix) -> (weak reference, its arrays, its row chunks (CSR matrices))
+_CHUNKS = {}
+
+
+def _row_chunks(A):
+    """The row chunks of a float64 CSR matrix A: [A] when it has fewer than
+    :data:`ROW_SPLIT_MIN` rows, else [A[:h], A[h:]] with h = ⌊n/2⌋ rounded down to a
+    multiple of :data:`LOSS_ROWS` (and so of :data:`SCATTER_ROWS`).
+
+    Each chunk's sums (the transposed product, the loss) are computed whole, by one thread
+    per column group, and the two chunks' sums are then added (chunk 0 + chunk 1): two
+    threads can share a gradient by rows (each streams half the matrix, every column in
+    full-width register panels) and the bits depend on the data only, never on the number
+    of threads or on the other columns.  Cached while A lives with the same arrays.
+    """
+    import weakref
+
+    n = A.shape[0]
+    if n < ROW_SPLIT_MIN:
+        return [A]
+    key = id(A)
+    parts = (A.indptr, A.indices, A.data)
+    hit = _CHUNKS.get(key)
+    if hit is not None and hit[0]() is A and all(x is y for x, y in zip(hit[1], parts)) and hit[3] == A.shape:
+        return hit[2]
+    h = (n // 2) // LOSS_ROWS * LOSS_ROWS
+    chunks = [A[:h], A[h:]]
+    try:
+        ref = weakref.ref(A, lambda _, key=key: _CHUNKS.pop(key, None))
+    except TypeError:                                      # pragma: no cover - not weakly referable
+        return chunks
+    _CHUNKS[key] = (ref, parts, chunks, A.shape)
+    return chunks
+
+
 def _run(A, Y, value, grad, groups):
-    A, (ptr, idx, val), blocked = _prepared(A)
+    A = _as_csr(A)
     Yc, one = _cols(Y)
     d, R = Yc.shape
     if A.shape[1] != d:
         raise ValueError(f"A has {A.shape[1]} columns but Y has {d} rows")
-    G = np.zeros((d, R)) if grad else np.zeros((1, 1))
-    L = np.zeros(R)
-    if R == 1 and csr_matvec is not None:
+    chunks = [_prepared(C) for C in _row_chunks(A)]
+    k = _THREADS if groups is None else max(1, int(groups))
+    # per chunk: its gradient (d, R) and loss (R,) sums; chunk 0's are the result's buffers
+    Gs = [np.zeros((d, R)) if grad else np.zeros((1, 1)) for _ in chunks]
+    Ls = [np.zeros(R) for _ in chunks]
+
+    def one_column(c):
         # one column: scipy's csr_matvec does the margins' operations in their order (the
         # same bits) and is faster than the panel loops at R = 1; then the fused sigmoid and
         # the transposed product in the blocked order of _scatter (_scatter1)
-        n = A.shape[0]
+        C, (ptr, idx, val), blocked = chunks[c]
+        n = C.shape[0]
         z = np.zeros(n)
-        csr_matvec(n, d, A.indptr, A.indices, val, Yc.reshape(-1), z)
+        csr_matvec(n, d, C.indptr, C.indices, val, Yc.reshape(-1), z)
         w = np.empty(n)
-        L[0] = _pieces1(z, w, value, grad)
+        Ls[c][0] = _pieces1(z, w, value, grad)
         if grad:
-            _scatter1(ptr, idx, val, blocked[0], blocked[1], SCATTER_ROWS, w, G.reshape(-1))
-        return one, L, G
+            _scatter1(ptr, idx, val, blocked[0], blocked[1], SCATTER_ROWS, w, Gs[c].reshape(-1))
 
-    def part(c0, w):
+    def part(c, c0, w):
+        _, (ptr, idx, val), blocked = chunks[c]
+        G, L = Gs[c], Ls[c]
         wp = _padded_width(w)
         if w == R and wp == w:
             _grad_kernel(ptr, idx, val, *blocked, SCATTER_ROWS, Yc, G, L, value, grad)
@@ -933,7 +993,22 @@ def _run(A, Y, value, grad, groups):
         if grad:
             G[:, c0:c0 + w] = Gp[:, :w]
 
-    _each_group(part, R, groups)
+    if R == 1 and csr_matvec is not None:
+        tasks = [lambda c=c: one_column(c) for c in range(len(chunks))]
+    else:
+        # the chunks in parallel first, then column groups within each
+        cuts = _column_cuts(R, max(1, k // len(chunks)))
+        tasks = [lambda c=c, g=g: part(c, cuts[g], cuts[g + 1] - cuts[g])
+                 for c in range(len(chunks)) for g in range(len(cuts) - 1)]
+    if k == 1:
+        for t in tasks:
+            t()
+    else:
+        _run_tasks(tasks)
+    G, L = Gs[0], Ls[0]
+    for c in range(1, len(chunks)):
+        G += Gs[c]
+        L += Ls[c]
     return one, L, G
 
 
@@ -946,8 +1021,8 @@ def logistic_grad(A, Y, groups=None):
         Rows pre-multiplied by their labels (``Ab`` of mast-theory §3.2).
     Y : ndarray (d,) or (d, R)
     groups : int, optional
-        Column groups (threads); :func:`threads` by default.  The result is the same
-        bits for any value.
+        Threads (row chunks, then column groups); :func:`threads` by default.  The result
+        is the same bits for any value.
 
     Returns
     -------
