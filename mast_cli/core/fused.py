@@ -272,6 +272,9 @@ if numba is not None:
 
         @intrinsic
         def block(typingctx, Z_t, U_t, m_t):
+            for a_t in (Z_t, U_t):         # the code walks the data pointer: contiguous only
+                if not (isinstance(a_t, types.Array) and a_t.layout == "C" and a_t.dtype == types.float64):
+                    return None
             sig = types.void(Z_t, U_t, m_t)
 
             def codegen(context, builder, signature, args):
