@@ -270,12 +270,14 @@ def kernel_pieces(obj, R):
         return {}
     from numba import njit
 
-    from mast_cli.core.fused import SCATTER_ROWS, _margins, _prepared, _scatter, _sig_rows
+    from mast_cli.core.fused import SCATTER_ROWS, _buffer, _margins, _prepared, _scatter, _sig_rows
 
     @njit(nogil=True, error_model="numpy")
     def kern(ptr, idx, val, blk, scol, sptr, trow, tval, rows, Y, G, do_m, do_e, do_s):
         n, w = ptr.size - 1, Y.shape[1]
-        Z, W, tmp = np.zeros((rows, w)), np.zeros((rows, w)), np.empty(16)
+        Z, W, tmp = _buffer(rows, w), _buffer(rows, w), np.empty(16)
+        Z[:] = 0.0
+        W[:] = 0.0
         for s in range(0, n, rows):
             e = min(s + rows, n)
             if do_m:
@@ -294,8 +296,9 @@ def kernel_pieces(obj, R):
 
     _, (ptr, idx, val), blocked = _prepared(obj.Ab)
     R = fused._padded_width(R)                 # the width the engine runs (zero columns added)
-    Y = np.random.default_rng(0).standard_normal((obj.d, R)) * 0.1
-    G = np.zeros((obj.d, R))
+    Y = fused._aligned_zeros((obj.d, R))       # 64-byte aligned, as the engine's copies
+    Y[:] = np.random.default_rng(0).standard_normal((obj.d, R)) * 0.1
+    G = fused._aligned_zeros((obj.d, R))
     x, out = np.random.default_rng(1).standard_normal(4096), np.empty(4096)
     reps = max(1, obj.n * R // 4096)
     t = interleaved({"all": lambda: kern(ptr, idx, val, *blocked, SCATTER_ROWS, Y, G, True, True, True),

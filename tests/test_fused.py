@@ -324,7 +324,9 @@ def test_blocked_structure_holds_the_matrix(rng, n, d):
     dense = np.zeros((n, d))
     for b in range(blk.size - 1):
         cols = scol[blk[b]:blk[b + 1]]
-        assert np.all(np.diff(cols.astype(np.int64)) > 0)
+        assert np.unique(cols).size == cols.size
+        lens = np.diff(sptr[blk[b]:blk[b + 1] + 1])
+        assert np.all(np.diff(lens) >= 0)
         for g in range(blk[b], blk[b + 1]):
             rows = trow[sptr[g]:sptr[g + 1]].astype(np.int64)
             assert np.all(np.diff(rows) > 0) and rows.max() < sb
@@ -377,6 +379,24 @@ def test_blocked_structure_is_cached_per_matrix(rng):
     key = id(A)
     del A                                                # forgotten with the matrix
     assert key not in fused._PREPARED
+
+
+def test_panel_plan_and_alignment():
+    """Panels (_vectors) tile the padded width exactly with 1..UMAX vectors each, one panel
+    up to UMAX vectors; the arrays the panels use start on a cache line."""
+    for w8 in range(8, 2001, 8):
+        c0, widths = 0, []
+        while c0 < w8:
+            u = fused._vectors(w8, c0)
+            assert 1 <= u <= fused.UMAX
+            widths.append(u)
+            c0 += 8 * u
+        assert c0 == w8
+        assert len(widths) == -(-w8 // (8 * fused.UMAX)) and max(widths) - min(widths) <= 1
+    for shape in [(1, 1), (123, 104), (7, 9), (1000, 3)]:
+        for _ in range(5):
+            a = fused._aligned_zeros(shape)
+            assert a.shape == shape and a.ctypes.data % 64 == 0 and not a.any()
 
 
 def test_warmup_reports_compile_time():

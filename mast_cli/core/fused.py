@@ -22,12 +22,15 @@ CSR arrays ``ptr, idx, val``) does, per row block and for all R columns of Y at 
   the output row once, block after block.  The order differs from scipy's ``csc_matvecs``
   (sums of block partial sums): ~1e-16 relative.
 
-Both products run over panels of 32 and 8 columns whose sums stay in AVX vector registers
-across a row's non-zeros (margins) or a column segment's non-zeros (transposed product):
-a small llvmlite intrinsic (:func:`_panel_intrinsic`), because numba's loop vectorizer
-reloads and stores them at every non-zero; each lane does the scalar loop's operations in
-its order, so the bits are those of the plain loops.  Column counts are padded to a multiple
-of 8 when that adds at most a quarter (:func:`_padded_width`).  One column (R = 1) takes
+Both products run over panels of up to 16 vectors of 8 columns (:func:`_vectors`: R = 100,
+padded to 104, is one panel of 13) whose sums stay in AVX vector registers across a row's
+non-zeros (margins) or a column segment's non-zeros (transposed product): a small llvmlite
+intrinsic (:func:`_panel_intrinsic`), because numba's loop vectorizer reloads and stores them
+at every non-zero; each lane does the scalar loop's operations in its order, so the bits are
+those of the plain loops.  Column counts are padded to a multiple of 8 when that adds at most
+a quarter (:func:`_padded_width`), and every array the panels read or write starts on a
+64-byte boundary (:func:`_aligned_zeros`, :func:`_buffer`; numpy's 16-byte alignment made
+each vector load straddle two cache lines: ~1.4× the time).  One column (R = 1) takes
 scipy's ``csr_matvec`` for the margins (the same operations in the same order) and a scalar
 blocked transposed product (:func:`_scatter1`, the same order as a batch's column).
 
@@ -86,7 +89,7 @@ LOSS_ROWS = 256
 #: Rows per block of the transposed product (:func:`_blocked`): each column's non-zeros in
 #: a block are summed in registers, then added to the output once.  Fixed (not a function
 #: of the column count), so a column's sums are the same whatever the batch.
-SCATTER_ROWS = 64
+SCATTER_ROWS = 32
 
 _THREADS = max(1, int(os.environ.get("MAST_THREADS", "1") or 1))
 
@@ -565,26 +568,146 @@ if numba is not None:
 
         return panel
 
-    _panel32 = _panel_intrinsic(4)
-    _panel8 = _panel_intrinsic(1)
-
-    _seg32 = _panel_intrinsic(4, add=True)
-    _seg8 = _panel_intrinsic(1, add=True)
+    #: Most vectors (of 8 columns) a panel holds in registers: 16 sums + the operands fit
+    #: the 32 AVX-512 registers.
+    UMAX = 16
+    (_pan1, _pan2, _pan3, _pan4, _pan5, _pan6, _pan7, _pan8,
+     _pan9, _pan10, _pan11, _pan12, _pan13, _pan14, _pan15, _pan16) = (_panel_intrinsic(u) for u in range(1, UMAX + 1))
+    (_seg1, _seg2, _seg3, _seg4, _seg5, _seg6, _seg7, _seg8,
+     _seg9, _seg10, _seg11, _seg12, _seg13, _seg14, _seg15, _seg16) = (_panel_intrinsic(u, add=True) for u in range(1, UMAX + 1))
 
     @njit(inline="always", cache=True, error_model="numpy")
+    def _vectors(w8, c0):
+        """Vectors of 8 columns in the panel starting at column c0 (w8: columns in panels):
+        all that remain when at most UMAX do, else the remaining vectors split evenly into
+        the fewest panels of at most UMAX (w8 = 1000: 16, 16, 16, 16, 16, 15, 15, 15).  Fewer,
+        wider panels mean fewer passes over a row's (or segment's) non-zeros."""
+        left = (w8 - c0) // 8
+        k = -(-left // UMAX)
+        return -(-left // k)
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _panel(u, ptr, idx, val, Y, i, c0, Z, zi):
+        """:func:`_panel_intrinsic` with u vectors (1 ≤ u ≤ UMAX): Z[zi, panel] = sums."""
+        if u <= 8:
+            if u <= 4:
+                if u <= 2:
+                    if u <= 1:
+                        _pan1(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _pan2(ptr, idx, val, Y, i, c0, Z, zi)
+                else:
+                    if u <= 3:
+                        _pan3(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _pan4(ptr, idx, val, Y, i, c0, Z, zi)
+            else:
+                if u <= 6:
+                    if u <= 5:
+                        _pan5(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _pan6(ptr, idx, val, Y, i, c0, Z, zi)
+                else:
+                    if u <= 7:
+                        _pan7(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _pan8(ptr, idx, val, Y, i, c0, Z, zi)
+        else:
+            if u <= 12:
+                if u <= 10:
+                    if u <= 9:
+                        _pan9(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _pan10(ptr, idx, val, Y, i, c0, Z, zi)
+                else:
+                    if u <= 11:
+                        _pan11(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _pan12(ptr, idx, val, Y, i, c0, Z, zi)
+            else:
+                if u <= 14:
+                    if u <= 13:
+                        _pan13(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _pan14(ptr, idx, val, Y, i, c0, Z, zi)
+                else:
+                    if u <= 15:
+                        _pan15(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _pan16(ptr, idx, val, Y, i, c0, Z, zi)
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _segment(u, ptr, idx, val, Y, i, c0, Z, zi):
+        """:func:`_panel_intrinsic` with u vectors (1 ≤ u ≤ UMAX): Z[zi, panel] += sums."""
+        if u <= 8:
+            if u <= 4:
+                if u <= 2:
+                    if u <= 1:
+                        _seg1(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _seg2(ptr, idx, val, Y, i, c0, Z, zi)
+                else:
+                    if u <= 3:
+                        _seg3(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _seg4(ptr, idx, val, Y, i, c0, Z, zi)
+            else:
+                if u <= 6:
+                    if u <= 5:
+                        _seg5(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _seg6(ptr, idx, val, Y, i, c0, Z, zi)
+                else:
+                    if u <= 7:
+                        _seg7(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _seg8(ptr, idx, val, Y, i, c0, Z, zi)
+        else:
+            if u <= 12:
+                if u <= 10:
+                    if u <= 9:
+                        _seg9(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _seg10(ptr, idx, val, Y, i, c0, Z, zi)
+                else:
+                    if u <= 11:
+                        _seg11(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _seg12(ptr, idx, val, Y, i, c0, Z, zi)
+            else:
+                if u <= 14:
+                    if u <= 13:
+                        _seg13(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _seg14(ptr, idx, val, Y, i, c0, Z, zi)
+                else:
+                    if u <= 15:
+                        _seg15(ptr, idx, val, Y, i, c0, Z, zi)
+                    else:
+                        _seg16(ptr, idx, val, Y, i, c0, Z, zi)
+
+    @njit(inline="always", cache=True, error_model="numpy")
+    def _buffer(rows, w):
+        """An uninitialized (rows, w) float64 array whose data start on a 64-byte boundary
+        (a cache line: with w a multiple of 8 no vector load of a row panel straddles two)."""
+        buf = np.empty(rows * w + 8)
+        o = ((64 - buf.ctypes.data % 64) % 64) // 8
+        return buf[o:o + rows * w].reshape((rows, w))
+
+    @njit(cache=True, nogil=True, error_model="numpy")
     def _margins(ptr, idx, val, Y, s, e, Z):
         """Z[i − s, :] = Σ_k val_k Y[idx_k, :] for rows i in [s, e), in storage order.
 
         Columns by panels of 32 and 8 held in registers (:func:`_panel_intrinsic`), the
         last w mod 8 by the plain loop; every column gets the same bits either way."""
         w = Y.shape[1]
-        w32 = w - w % 32
         w8 = w - w % 8
         for i in range(s, e):
-            for c0 in range(0, w32, 32):
-                _panel32(ptr, idx, val, Y, i, c0, Z, i - s)
-            for c0 in range(w32, w8, 8):
-                _panel8(ptr, idx, val, Y, i, c0, Z, i - s)
+            c0 = 0
+            while c0 < w8:
+                u = _vectors(w8, c0)
+                _panel(u, ptr, idx, val, Y, i, c0, Z, i - s)
+                c0 += 8 * u
             if w8 < w:
                 zi = Z[i - s]
                 for c in range(w8, w):
@@ -595,7 +718,7 @@ if numba is not None:
                     for c in range(w8, w):
                         zi[c] += a * yj[c]
 
-    @njit(inline="always", cache=True, error_model="numpy")
+    @njit(cache=True, nogil=True, error_model="numpy")
     def _scatter(blk, scol, sptr, trow, tval, W, b, G):
         """G[scol_g, :] += Σ_k tval_k W[trow_k, :] for the segments g of row block b.
 
@@ -607,16 +730,15 @@ if numba is not None:
         the last w mod 8 by the plain loop: every column gets the same bits either way,
         and the same as :func:`_scatter1` on that column alone."""
         w = G.shape[1]
-        w32 = w - w % 32
         w8 = w - w % 8
         g0 = blk[b]
         g1 = blk[b + 1]
-        for c0 in range(0, w32, 32):
+        c0 = 0
+        while c0 < w8:
+            u = _vectors(w8, c0)
             for g in range(g0, g1):
-                _seg32(sptr, trow, tval, W, g, c0, G, scol[g])
-        for c0 in range(w32, w8, 8):
-            for g in range(g0, g1):
-                _seg8(sptr, trow, tval, W, g, c0, G, scol[g])
+                _segment(u, sptr, trow, tval, W, g, c0, G, scol[g])
+            c0 += 8 * u
         for c in range(w8, w):
             for g in range(g0, g1):
                 acc = 0.0
@@ -646,6 +768,57 @@ if numba is not None:
                 t[j] = 0.0
 
     @njit(cache=True, nogil=True, error_model="numpy")
+    def _blocked_kernel(ptr, idx, val, d, sb, blk, scol, sptr, trow, tval):
+        """Fills the arrays of :func:`_blocked` (allocated for nnz segments); returns the
+        number of segments.  Per block, counting sorts (O(nnz) in all): its present columns
+        by segment length (ties: first appearance in storage order), then its non-zeros by
+        column into the positions [ptr[b·sb], ptr[min(b·sb + sb, n)]) of its CSR
+        non-zeros, rows in order."""
+        n = ptr.size - 1
+        cnt = np.zeros(max(d, 1), dtype=np.int64)
+        pos = np.zeros(max(d, 1), dtype=np.int64)
+        present = np.empty(max(d, 1), dtype=np.int64)
+        hist = np.zeros(sb + 2, dtype=np.int64)           # lengths > sb (duplicates): last bin
+        g = 0
+        for b in range(blk.size - 1):
+            s = b * sb
+            e = min(s + sb, n)
+            m = 0
+            for k in range(ptr[s], ptr[e]):
+                j = idx[k]
+                if cnt[j] == 0:
+                    present[m] = j
+                    m += 1
+                cnt[j] += 1
+            hist[:] = 0
+            for t in range(m):
+                hist[min(cnt[present[t]], sb + 1)] += 1
+            acc = 0
+            for v in range(sb + 2):
+                acc, hist[v] = acc + hist[v], acc             # first slot of each length
+            for t in range(m):
+                j = present[t]
+                scol[g + hist[min(cnt[j], sb + 1)]] = j
+                hist[min(cnt[j], sb + 1)] += 1
+            q = ptr[s]
+            for t in range(m):
+                j = scol[g + t]
+                sptr[g + t] = q
+                pos[j] = q
+                q += cnt[j]
+                cnt[j] = 0
+            g += m
+            blk[b + 1] = g
+            for i in range(s, e):
+                for k in range(ptr[i], ptr[i + 1]):
+                    j = idx[k]
+                    trow[pos[j]] = i - s
+                    tval[pos[j]] = val[k]
+                    pos[j] += 1
+        sptr[g] = ptr[n]
+        return g
+
+    @njit(cache=True, nogil=True, error_model="numpy")
     def _grad_kernel(ptr, idx, val, blk, scol, sptr, trow, tval, sb, Y, G, L, want_value, want_grad):
         """Loss sums Σ_i log(1 + e^{−z_i}) into L (w,), Σ_i ab_i/(1 + e^{z_i}) into G (d, w).
 
@@ -654,8 +827,8 @@ if numba is not None:
         n = ptr.size - 1
         w = Y.shape[1]
         rows = sb if want_grad else max(1, BLOCK_ELEMS // max(w, 1))
-        Z = np.empty((rows, w))
-        W = np.empty((rows, w))
+        Z = _buffer(rows, w)
+        W = _buffer(rows, w)
         tmp = np.empty(16)
         acc = np.zeros(w)
         part = np.zeros(w)
@@ -723,7 +896,7 @@ if numba is not None:
         n = ptr.size - 1
         w = Y.shape[1]
         rows = max(1, BLOCK_ELEMS // max(w, 1))
-        Z = np.empty((rows, w))
+        Z = _buffer(rows, w)
         cnt = np.zeros(w, dtype=np.int64)
         for s in range(0, n, rows):
             e = min(s + rows, n)
@@ -782,7 +955,9 @@ def _blocked(ptr, idx, val, n, d, sb=SCATTER_ROWS):
     blk : int64 (⌈n/sb⌉ + 1,)
         Block b's segments are [blk[b], blk[b + 1]).
     scol : uint32 (nseg,)
-        Column of each segment (the columns present in the block, increasing).
+        Column of each segment: the columns present in the block, each once, by segment
+        length (ties in order of first appearance): consecutive segments' loops then
+        mostly run the same number of times (fewer mispredicted loop exits).
     sptr : int64 (nseg + 1,)
         Segment g's non-zeros are [sptr[g], sptr[g + 1]) (never empty).
     trow : uint16 (nnz,)
@@ -791,18 +966,16 @@ def _blocked(ptr, idx, val, n, d, sb=SCATTER_ROWS):
     tval : float64 (nnz,)
         Value of each non-zero.
     """
-    nb = -(-n // sb)
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
-    b = rows // sb
-    key = b * max(d, 1) + idx.astype(np.int64)
-    order = np.argsort(key, kind="stable")         # by (block, column), rows in order
-    ks = key[order]
-    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]]) if ks.size else np.zeros(0, np.int64)
-    sptr = np.append(starts, ks.size).astype(np.int64)
-    scol = (ks[starts] % max(d, 1)).astype(np.uint32)
-    blk = np.searchsorted(ks[starts] // max(d, 1), np.arange(nb + 1)).astype(np.int64)
-    trow = (rows[order] - b[order] * sb).astype(np.uint16)
-    return blk, scol, sptr, trow, np.ascontiguousarray(val[order], dtype=np.float64)
+    if not 1 <= sb <= 65536:
+        raise ValueError(f"rows per block must be in [1, 65536], got {sb}")
+    nnz = int(ptr[n]) if n else 0
+    blk = np.zeros(-(-n // sb) + 1, dtype=np.int64)
+    scol = np.empty(nnz, dtype=np.uint32)
+    sptr = np.empty(nnz + 1, dtype=np.int64)
+    trow = np.empty(nnz, dtype=np.uint16)
+    tval = np.empty(nnz, dtype=np.float64)
+    nseg = _blocked_kernel(ptr, idx, val, d, sb, blk, scol, sptr, trow, tval)
+    return blk, scol[:nseg].copy(), sptr[:nseg + 1].copy(), trow, tval
 
 
 #: id(matrix) -> (weak reference, its (indptr, indices, data) arrays, blocked structure)
@@ -909,6 +1082,16 @@ def exp_neg_abs(z):
     return out
 
 
+def _aligned_zeros(shape):
+    """Zeros of the given 2-D shape whose data start on a 64-byte boundary (numpy aligns
+    to 16 bytes: a vector load of 8 doubles would then straddle two cache lines, ~1.4× the
+    cost in both products)."""
+    n = shape[0] * shape[1]
+    buf = np.zeros(n + 8)
+    o = (-buf.ctypes.data % 64) // 8
+    return buf[o:o + n].reshape(shape)
+
+
 def _padded_width(w):
     """Columns to run w columns with: the next multiple of 8 when that adds at most a quarter
     (zero columns, results dropped), so that every column goes through the register panels
@@ -964,7 +1147,7 @@ def _run(A, Y, value, grad, groups):
     chunks = [_prepared(C) for C in _row_chunks(A)]
     k = _THREADS if groups is None else max(1, int(groups))
     # per chunk: its gradient (d, R) and loss (R,) sums; chunk 0's are the result's buffers
-    Gs = [np.zeros((d, R)) if grad else np.zeros((1, 1)) for _ in chunks]
+    Gs = [_aligned_zeros((d, R)) if grad else np.zeros((1, 1)) for _ in chunks]
     Ls = [np.zeros(R) for _ in chunks]
 
     def one_column(c):
@@ -983,13 +1166,14 @@ def _run(A, Y, value, grad, groups):
     def part(c, c0, w):
         _, (ptr, idx, val), blocked = chunks[c]
         G, L = Gs[c], Ls[c]
+        # every group runs on a 64-byte aligned copy of its columns, padded (_padded_width)
         wp = _padded_width(w)
-        if w == R and wp == w:
-            _grad_kernel(ptr, idx, val, *blocked, SCATTER_ROWS, Yc, G, L, value, grad)
-            return
-        Yp = np.zeros((d, wp))
+        Yp = _aligned_zeros((d, wp))
         Yp[:, :w] = Yc[:, c0:c0 + w]
-        Gp = np.zeros((d, wp)) if grad else G
+        if w == R and wp == w:
+            _grad_kernel(ptr, idx, val, *blocked, SCATTER_ROWS, Yp, G, L, value, grad)
+            return
+        Gp = _aligned_zeros((d, wp)) if grad else G
         Lp = np.zeros(wp)
         _grad_kernel(ptr, idx, val, *blocked, SCATTER_ROWS, Yp, Gp, Lp, value, grad)
         L[c0:c0 + w] = Lp[:w]
@@ -1057,12 +1241,12 @@ def sign_counts(A, y, W, groups=None):
     counts = np.zeros(Wc.shape[1], dtype=np.int64)
     yc = np.ascontiguousarray(y, dtype=np.float64)
     def part(c0, w):
-        if w == Wc.shape[1]:
-            _sign_kernel(ptr, idx, val, yc, Wc, counts)
-        else:
-            cp = np.zeros(w, dtype=np.int64)
-            _sign_kernel(ptr, idx, val, yc, np.ascontiguousarray(Wc[:, c0:c0 + w]), cp)
-            counts[c0:c0 + w] = cp
+        wp = _padded_width(w)                  # an aligned, padded copy, as in _run
+        Wp = _aligned_zeros((Wc.shape[0], wp))
+        Wp[:, :w] = Wc[:, c0:c0 + w]
+        cp = np.zeros(wp, dtype=np.int64)
+        _sign_kernel(ptr, idx, val, yc, Wp, cp)
+        counts[c0:c0 + w] = cp[:w]
 
     _each_group(part, Wc.shape[1], groups)
     return counts
