@@ -364,6 +364,22 @@ def test_products_on_odd_shapes(rng, n, d, R):
         assert np.array_equal(fused.logistic_grad(A, Y[:, 1:]), g[:, 1:])
 
 
+@pytest.mark.parametrize("w", [1, 3, 9, 17])
+def test_unpadded_columns_give_the_panels_bits(rng, w):
+    """The plain loops for w mod 8 columns (run only when a kernel gets an unpadded width)
+    give every column the bits the register panels give it."""
+    A = _odd_matrix(rng, 300, 23)
+    Y = rng.standard_normal((23, w))
+    _, (ptr, idx, val), blocked = fused._prepared(A)
+    G, L = fused._aligned_zeros((23, w)), np.zeros(w)
+    fused._grad_kernel(ptr, idx, val, *blocked, fused.SCATTER_ROWS, np.ascontiguousarray(Y), G, L, True, True)
+    v, g = fused.logistic_value_grad(A, Y)              # padded to a multiple of 8 (w = 1: R = 1 path)
+    assert np.array_equal(G, g.reshape(23, w)) and np.array_equal(L, np.atleast_1d(v))
+    counts = np.zeros(w, dtype=np.int64)
+    fused._sign_kernel(ptr, idx, val, np.ones(300), np.ascontiguousarray(Y), counts)
+    assert np.array_equal(counts, fused.sign_counts(A, np.ones(300), Y.reshape(23, w)))
+
+
 def test_blocked_structure_is_cached_per_matrix(rng):
     """The structure is built once per matrix and rebuilt when its arrays are replaced."""
     A = _odd_matrix(rng, 200, 9)
