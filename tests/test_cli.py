@@ -1,6 +1,9 @@
 """CLI behaviour through click's CliRunner (the same entry point as the console script)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -71,6 +74,44 @@ def test_bad_files_via_cli(tmp_path, content, needle):
     f.write_text(content)
     res = run_main(["constants", "--dataset", str(f)])
     assert res.exit_code == 2 and needle in res.output and len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("var, value, needle", [("MAST_THREADS", "garbage", "MAST_THREADS='garbage'"),
+                                                 ("MAST_THREADS", "0", "MAST_THREADS='0'"),
+                                                 ("MAST_THREADS", "1.5", "MAST_THREADS='1.5'"),
+                                                 ("MAST_KERNELS", "nmupy", "MAST_KERNELS='nmupy'")])
+def test_bad_kernel_environment_one_line(tmp_path, monkeypatch, var, value, needle):
+    """A bad MAST_THREADS / MAST_KERNELS is refused by every command (one line, exit 2,
+    nothing written), also by those without --threads that read it on import (constants);
+    the kernels' own import warns and uses 1 thread instead of failing."""
+    monkeypatch.setenv(var, value)
+    for args in (["constants", "-d", "heart_scale", "--sketch", "bernoulli", "--p", "0.5"],
+                 ["run", "-d", "heart_scale", "--sparsity", "0.5", "--iters", "3", "--seeds", "1",
+                  "-o", str(tmp_path / "out")]):
+        res = run_main(args)
+        lines = [ln for ln in res.output.splitlines() if ln.strip()]
+        assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error:"), res.output
+        assert needle in lines[0] and "Traceback" not in res.output
+    assert not (tmp_path / "out").exists()
+    if var == "MAST_THREADS":
+        code = "from mast_cli.core import fused; print(fused.threads())"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, var: value})
+        assert out.returncode == 0 and out.stdout.split() == ["1"] and value in out.stderr, out.stderr
+
+
+def test_kernel_environment_accepted(monkeypatch):
+    """MAST_THREADS=auto / ' 2 ' / empty and MAST_KERNELS=NumPy are valid (the kernels read
+    them as the CLI checks them)."""
+    from mast_cli.cli._common import check_environment, usable_cpus
+    from mast_cli.core import fused
+
+    for value, k in (("auto", usable_cpus()), (" 2 ", 2), ("", 1)):
+        monkeypatch.setenv("MAST_THREADS", value)
+        check_environment()
+        assert fused._parse_threads(value) == k
+    monkeypatch.setenv("MAST_KERNELS", " NumPy ")
+    check_environment()
 
 
 def test_datasets_lists_bundled():

@@ -38,6 +38,7 @@ class MastGroup(click.Group):
 
     def invoke(self, ctx):
         try:
+            check_environment()
             return super().invoke(ctx)
         except KeyboardInterrupt:
             raise _Interrupted() from None
@@ -217,6 +218,40 @@ def usable_cpus():
         return max(1, os.cpu_count() or 1)
 
 
+def _thread_count(value, what):
+    """``auto`` (→ None) or an integer from 1 to 4·CPUs + 64; MastError naming ``what``."""
+    raw = str(value).strip().lower()
+    if raw == "auto":
+        return None
+    try:
+        k = int(raw)
+    except ValueError:
+        k = 0
+    if k < 1 or k > 4 * usable_cpus() + 64:
+        raise MastError(f"{what} must be 'auto' or an integer from 1 to {4 * usable_cpus() + 64}")
+    return k
+
+
+def check_environment():
+    """Refuse bad values of the variables the kernels read on import (one line, exit 2),
+    before anything runs: ``MAST_THREADS`` (``auto`` or an integer ≥ 1, as
+    :mod:`mast_cli.core.fused` reads it; empty = unset) and ``MAST_KERNELS`` (``numba`` or
+    ``numpy``; empty = unset).
+
+    Raises
+    ------
+    MastError
+        For any other value, naming the variable and the value.
+    """
+    raw = os.environ.get("MAST_THREADS", "")
+    if raw.strip():
+        _thread_count(raw, f"MAST_THREADS={raw!r} (environment)")
+    kern = os.environ.get("MAST_KERNELS", "")
+    if kern.strip() and kern.strip().lower() not in ("numba", "numpy"):
+        raise MastError(f"MAST_KERNELS={kern!r} (environment) must be 'numba' (the fused kernels, the "
+                        "default) or 'numpy' (the numpy/scipy path)")
+
+
 def _threads_callback(ctx, param, value):
     ctx.meta["mast_threads"] = value
     return value
@@ -225,7 +260,9 @@ def _threads_callback(ctx, param, value):
 def threads_option(f):
     """``--threads auto|N``: CPU threads of the gradient kernels in each process (see
     :func:`apply_threads`).  Not part of any configuration: results are the same bits for
-    any value (the columns are split into groups, each computed whole by one thread)."""
+    any value (a matrix of ≥ 8192 rows is cut into two fixed row chunks whose sums are added,
+    then the columns into groups; a column's operations and their order never depend on
+    the thread count)."""
     return click.option("--threads", default="auto", show_default=True, expose_value=False,
                         callback=_threads_callback, is_eager=True,
                         help="CPU threads per process for the gradient kernels: auto (usable CPUs / "
@@ -245,17 +282,10 @@ def apply_threads(ctx, jobs=1):
     MastError
         For a value that is neither ``auto`` nor an integer ≥ 1.
     """
-    value = str(ctx.meta.get("mast_threads", "auto")).strip().lower()
-    if value == "auto":
+    value = ctx.meta.get("mast_threads", "auto")
+    k = _thread_count(value, f"--threads {value!r}" if not str(value).strip() else f"--threads {value}")
+    if k is None:
         k = max(1, usable_cpus() // max(1, int(jobs)))
-    else:
-        try:
-            k = int(value)
-        except ValueError:
-            k = 0
-        if k < 1 or k > 4 * usable_cpus() + 64:
-            raise MastError(f"--threads {ctx.meta.get('mast_threads')} must be 'auto' or an integer from 1 to "
-                            f"{4 * usable_cpus() + 64}")
     os.environ["MAST_THREADS"] = str(k)        # read when the kernels are imported (no numba import here)
     fused = sys.modules.get("mast_cli.core.fused")
     if fused is not None:

@@ -49,7 +49,8 @@ Compiled on first use and cached on disk (``cache=True``, numba's ``__pycache__`
 :func:`warmup` compiles every kernel and returns the seconds it took.
 
 Set ``MAST_KERNELS=numpy`` to use the numpy/scipy path everywhere (reference runs,
-platforms without numba).  ``MAST_THREADS`` (default 1) sets how many threads a kernel
+platforms without numba).  ``MAST_THREADS`` (an integer ≥ 1 or ``auto`` = the usable
+CPUs; default 1; another value warns and gives 1) sets how many threads a kernel
 uses (row chunks first, then column groups); the CLI's ``--threads auto`` sets it to the usable CPUs divided
 by the parallel jobs (1 under ``mast reproduce --jobs`` with one process per core).
 """
@@ -77,7 +78,7 @@ __all__ = ["ENABLED", "exp", "exp_neg_abs", "expit_neg", "log1p", "logistic_grad
            "logistic_grad_rows", "sign_counts", "warmup", "threads", "set_threads"]
 
 #: True when the fused kernels are used (numba importable and ``MAST_KERNELS`` != numpy).
-ENABLED = numba is not None and os.environ.get("MAST_KERNELS", "numba").lower() != "numpy"
+ENABLED = numba is not None and os.environ.get("MAST_KERNELS", "numba").strip().lower() != "numpy"
 
 #: Elements of the per-thread margin buffer (rows of a block × columns of a group):
 #: 4 Ki doubles = 32 KiB, one L1 data cache.
@@ -91,7 +92,47 @@ LOSS_ROWS = 256
 #: of the column count), so a column's sums are the same whatever the batch.
 SCATTER_ROWS = 32
 
-_THREADS = max(1, int(os.environ.get("MAST_THREADS", "1") or 1))
+
+def _parse_threads(text):
+    """The thread count ``MAST_THREADS`` asks for: an integer ≥ 1, ``auto`` (the CPUs this
+    process may run on) or empty/unset (1).  The CLI checks the variable by the same rules
+    (``mast_cli.cli._common.check_environment``) without importing this module.
+
+    Raises
+    ------
+    ValueError
+        For anything else (``0``, ``-2``, ``1.5``, ``many``), naming the value.
+    """
+    raw = "" if text is None else str(text).strip().lower()
+    if raw == "":
+        return 1
+    if raw == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
+            return max(1, os.cpu_count() or 1)
+    try:
+        k = int(raw)
+    except ValueError:
+        k = 0
+    if k < 1:
+        raise ValueError(f"MAST_THREADS={text!r} must be 'auto' or an integer >= 1")
+    return k
+
+
+def _env_threads():
+    """``MAST_THREADS`` at import; a bad value warns and gives 1 (importing never fails on
+    it; the CLI refuses it with a one-line error first)."""
+    try:
+        return _parse_threads(os.environ.get("MAST_THREADS"))
+    except ValueError as exc:
+        import warnings
+
+        warnings.warn(f"{exc}; using 1 thread", RuntimeWarning, stacklevel=2)
+        return 1
+
+
+_THREADS = _env_threads()
 
 
 def threads():
