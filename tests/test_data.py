@@ -87,6 +87,65 @@ def test_unknown_name_offline_says_where_it_looked(tmp_path, monkeypatch):
         load_dataset("a5a")  # a real LIBSVM name, but offline and not cached
 
 
+def test_parsed_file_cache_same_size_and_mtime(tmp_path, monkeypatch):
+    """A file replaced by another of the same size and modification time (cp -p, rsync -t,
+    archives) is parsed again: the cache is valid for the file's bytes, not its stamp."""
+    import os
+
+    from mast_cli.io import data as data_mod
+
+    monkeypatch.setenv("MAST_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "data.svm"
+    src.write_text("1 1:0.5\n-1 2:0.5\n")
+    os.utime(src, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    X1, _ = data_mod._read_svmlight(src)
+    src.write_text("1 1:0.9\n-1 2:0.5\n")                        # same size
+    os.utime(src, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))    # same mtime
+    X2, _ = data_mod._read_svmlight(src)
+    assert X1[0, 0] == 0.5 and X2[0, 0] == 0.9
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "zip header only"])
+def test_parsed_file_cache_damaged_entry(tmp_path, monkeypatch, damage):
+    """A damaged cache entry (empty, truncated, a bare zip header: np.load raises EOFError or
+    zipfile.BadZipFile there, not ValueError) is a miss: the file is parsed again, the entry
+    rewritten."""
+    from mast_cli.io import data as data_mod
+
+    monkeypatch.setenv("MAST_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "tiny.svm"
+    src.write_text("1 1:0.5 3:2\n-1 2:1.5\n1 1:-1 2:0 3:4\n")
+    X0, y0 = data_mod._read_svmlight(src)
+    (entry,) = (tmp_path / "cache" / "parsed").glob("*.npz")
+    good = entry.read_bytes()
+    entry.write_bytes({"empty": b"", "truncated": good[: len(good) // 2],
+                       "zip header only": b"PK\x03\x04garbage"}[damage])
+    X, y = data_mod._read_svmlight(src)
+    assert (X != X0).nnz == 0 and np.array_equal(y, y0)
+    with np.load(entry, allow_pickle=False) as z:           # rewritten whole
+        assert np.array_equal(z["data"], X0.data) and np.array_equal(z["y"], y0)
+    assert not [f for f in entry.parent.iterdir() if f.name.startswith(".parsed.")]
+
+
+def test_parsed_file_cache_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    """A cache write that fails (disk full) still returns the parsed file and leaves no
+    temporary file behind."""
+    from mast_cli.io import data as data_mod
+
+    monkeypatch.setenv("MAST_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "tiny.svm"
+    src.write_text("1 1:0.5 3:2\n-1 2:1.5\n")
+
+    def full(fh, **arrays):
+        fh.write(b"PK")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    X, y = data_mod._read_svmlight(src)
+    assert X.shape == (2, 3) and list(y) == [1.0, -1.0]
+    assert list((tmp_path / "cache" / "parsed").iterdir()) == []
+
+
 def test_parsed_file_cache(tmp_path, monkeypatch):
     """The on-disk cache of parsed files gives the parser's arrays exactly, re-parses an edited
     file (new size/mtime), survives a corrupt cache entry, and is off with MAST_CACHE_DIR=off."""
@@ -109,6 +168,7 @@ def test_parsed_file_cache(tmp_path, monkeypatch):
     src.write_text("1 1:0.5 3:2\n-1 2:1.5\n1 1:-1 2:7 3:4\n-1 4:1\n")     # edited: parsed again
     X, y = data_mod._read_svmlight(src)
     assert len(calls) == 2 and X.shape == (4, 4) and X[2, 1] == 7.0
+    assert list((tmp_path / "cache" / "parsed").glob("*.npz")) == files     # replaced, not added
     for f in (tmp_path / "cache" / "parsed").glob("*.npz"):
         f.write_bytes(b"not a zip file")                     # a corrupt entry is ignored
     X, y = data_mod._read_svmlight(src)

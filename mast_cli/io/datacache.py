@@ -4,13 +4,13 @@
 * ``datasets.json``: dataset sizes (n, d, nnz, n_test) for ``mast datasets``, keyed by the
   dataset name, the file's absolute path, size and modification time (and those of its test
   split).
-* ``parsed/<key>.npz``: one parsed file (its CSR arrays and raw labels, as
-  :func:`mast_cli.io.data._read_svmlight` returns them), keyed by the file's absolute path,
-  size and modification time: parsing a9a (bz2, scikit-learn's reader) takes ~1.5 s, loading
-  the arrays ~20 ms.
+* ``parsed/<hash of the path>.npz``: one parsed file (its CSR arrays and raw labels, as
+  :func:`mast_cli.io.data._read_svmlight` returns them), one entry per absolute path, valid
+  for the SHA-256 of the file's bytes: parsing a9a (bz2, scikit-learn's reader) takes
+  ~1.5 s, hashing it and loading the arrays ~20 ms.
 
-An edited or replaced file gets a new key and is parsed again; a cache that cannot be read or
-written is ignored (the file is parsed).  ``MAST_CACHE_DIR=off`` turns both off.
+An edited or replaced file (even one of the same size and modification time) is parsed again
+and its entry replaced; a cache that cannot be read or written is ignored (the file is parsed).  ``MAST_CACHE_DIR=off`` turns both off.
 """
 
 from __future__ import annotations
@@ -111,8 +111,28 @@ def cached_stats(name, path, test_path, compute):
     return value
 
 
+def _digest(path):
+    """SHA-256 of a file's bytes (hex), or None when it cannot be read."""
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
 def cached_parse(path, parse):
-    """``parse(path)`` = (X, y) of one LIBSVM file, cached for the file's size and mtime.
+    """``parse(path)`` = (X, y) of one LIBSVM file, cached for the file's bytes.
+
+    One entry per file path (``parsed/<hash of the path>.npz``, replaced when the file
+    changes, so the cache does not grow with edits), valid for the SHA-256 of the file's
+    bytes: a file replaced by another of the same size and modification time (``cp -p``,
+    ``rsync -t``, archives) is parsed again.  Hashing costs ~1 ms per MB, parsing ~1 s.
+    An entry that cannot be read (truncated, empty, not an archive) is ignored.
 
     Parameters
     ----------
@@ -130,21 +150,26 @@ def cached_parse(path, parse):
 
     import numpy as np
 
-    stamp = _stamp(path)
-    if _off() or stamp is None:
+    if _off():
         return parse(path)
-    key = json.dumps([PARSED_VERSION, str(Path(path).resolve()), stamp])
-    file = cache_path().parent / "parsed" / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".npz")
+    digest = _digest(path)
+    if digest is None:
+        return parse(path)
+    where = str(Path(path).resolve())
+    key = json.dumps([PARSED_VERSION, where, digest])
+    name = hashlib.sha256(json.dumps([PARSED_VERSION, where]).encode()).hexdigest()[:32]
+    file = cache_path().parent / "parsed" / (name + ".npz")
     try:
-        with np.load(file, allow_pickle=False) as z:
+        with open(file, "rb") as fh, np.load(fh, allow_pickle=False) as z:   # fh: closed on a bad zip
             if str(z["key"]) == key:
                 import scipy.sparse as sp
 
                 X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
                 return X, z["y"]
-    except (OSError, ValueError, KeyError):
+    except Exception:        # missing, truncated, empty or foreign: any unreadable entry is a miss
         pass
     X, y = parse(path)
+    tmp = None
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".parsed.", suffix=".npz", dir=file.parent)
@@ -152,6 +177,13 @@ def cached_parse(path, parse):
             np.savez(fh, key=np.array(key), data=X.data, indices=X.indices, indptr=X.indptr,
                      shape=np.array(X.shape, dtype=np.int64), y=y)
         os.replace(tmp, file)
+        tmp = None
     except OSError:
         pass
+    finally:
+        if tmp is not None:                  # a failed write (disk full) leaves no temporary file
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     return X, y
