@@ -227,6 +227,25 @@ def test_sign_counts_are_the_full_product(a1a, rng, R):
     assert np.array_equal(fused.sign_counts(a1a.X_test, a1a.y_test, W, groups=3), ref)
 
 
+def test_row_and_sign_kernels_refuse_out_of_range_inputs(a1a, rng):
+    """The kernels index without bounds checks: the public wrappers refuse shapes and indices
+    that would read outside the arrays (a short y was read past its end, a W with too few
+    rows likewise) with a ValueError, and accept the valid edge (no samples)."""
+    X, y = a1a.X_test[:50], a1a.y_test[:50]
+    d = X.shape[1]
+    W = rng.standard_normal((d, 3))
+    for yy, WW in ((y[:10], W), (y, W[:-5]), (y, np.vstack([W, W]))):
+        with pytest.raises(ValueError, match="sign_counts"):
+            fused.sign_counts(X, yy, WW)
+    one = np.ones(1)
+    for rows, cols, wts, Y in (([50], [0], one, W), ([-1], [0], one, W), ([0], [3], one, W),
+                               ([0], [-1], one, W), ([0, 1], [0], one, W), ([0], [0], one, W[:-1])):
+        with pytest.raises(ValueError, match="logistic_grad_rows"):
+            fused.logistic_grad_rows(X, rows, cols, wts, Y)
+    assert not fused.logistic_grad_rows(X, [], [], [], W).any()
+    assert fused.logistic_grad_rows(X, [49], [2], one, W)[:, :2].sum() == 0
+
+
 def test_grad_rows_matches_the_sparse_path(a1a_obj, rng, monkeypatch):
     R, tau = 6, 17
     X = rng.standard_normal((a1a_obj.d, R)) * 0.5

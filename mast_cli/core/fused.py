@@ -1277,9 +1277,14 @@ def sign_counts(A, y, W, groups=None):
     """Number of rows i with y_i (A W)_{ir} > 0 for every column r: int array (R,).
 
     A : sparse (m, d); y : (m,); W : (d, R).  Margins per row block, never all m × R.
+    Raises ValueError when the shapes disagree (the kernel does not check its indices).
     """
     ptr, idx, val = _csr(A)
     Wc, _ = _cols(W)
+    m, d = A.shape
+    if Wc.shape[0] != d or np.shape(y) != (m,):
+        raise ValueError(f"sign_counts: A is {m} x {d}, so y must be ({m},) and W ({d}, R); "
+                         f"got y {np.shape(y)} and W {np.shape(W)}")
     counts = np.zeros(Wc.shape[1], dtype=np.int64)
     yc = np.ascontiguousarray(y, dtype=np.float64)
     def part(c0, w):
@@ -1299,12 +1304,24 @@ def logistic_grad_rows(A, rows, cols, weights, Y):
 
     The sampled data gradients of Algorithm 1 (II), one pass over the selected rows in
     order (so each column's sum runs in the order its samples are given).
+    Raises ValueError for a row or column index out of range or lengths that disagree (the
+    kernel does not check its indices).
     """
     ptr, idx, val = _csr(A)
     Yc, _ = _cols(Y)
+    n, d = A.shape
+    rows = np.ascontiguousarray(np.reshape(rows, -1), dtype=np.int64)
+    cols = np.ascontiguousarray(np.reshape(cols, -1), dtype=np.int64)
+    weights = np.ascontiguousarray(np.reshape(weights, -1), dtype=np.float64)
+    R = Yc.shape[1]
+    if Yc.shape[0] != d or not rows.size == cols.size == weights.size:
+        raise ValueError(f"logistic_grad_rows: A is {n} x {d}, Y must be ({d}, R) and rows, cols, "
+                         f"weights of one length; got Y {np.shape(Y)}, {rows.size}, {cols.size}, {weights.size}")
+    if rows.size and (rows.min() < 0 or rows.max() >= n or cols.min() < 0 or cols.max() >= R):
+        raise ValueError(f"logistic_grad_rows: row indices must be in [0, {n}) and column indices in "
+                         f"[0, {R})")
     G = np.zeros(Yc.shape)
-    _rows_kernel(ptr, idx, val, np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64),
-                 np.asarray(weights, dtype=np.float64), Yc, G)
+    _rows_kernel(ptr, idx, val, rows, cols, weights, Yc, G)
     return G
 
 
