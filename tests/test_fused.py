@@ -227,6 +227,32 @@ def test_sign_counts_are_the_full_product(a1a, rng, R):
     assert np.array_equal(fused.sign_counts(a1a.X_test, a1a.y_test, W, groups=3), ref)
 
 
+def _fork_child_grad(args):
+    from mast_cli.core import kernels
+
+    A, Y = args
+    pooled = kernels.thread_pool(2).submit(lambda: 7).result(timeout=20)
+    return fused.logistic_grad(A, Y, groups=2), pooled
+
+
+def test_threads_work_in_a_forked_child(rng):
+    """A process forked after the kernels' (and the numpy path's) thread pools started gets
+    its own pools: the parent's threads do not exist there, and tasks queued on them hung
+    forever (multiprocessing's default start method on Linux is fork)."""
+    import multiprocessing as mp
+    import scipy.sparse as sp
+
+    from mast_cli.core import kernels
+
+    A = sp.random(fused.ROW_SPLIT_MIN + 100, 30, density=0.2, format="csr", random_state=1)
+    Y = rng.standard_normal((30, 16))
+    G = fused.logistic_grad(A, Y, groups=2)          # starts the kernels' pool (2 row chunks)
+    kernels.thread_pool(2).submit(lambda: 0).result()
+    with mp.get_context("fork").Pool(1) as pool:
+        ((Gc, pooled),) = pool.map_async(_fork_child_grad, [(A, Y)]).get(timeout=30)
+    assert np.array_equal(Gc, G) and pooled == 7
+
+
 def test_row_and_sign_kernels_refuse_out_of_range_inputs(a1a, rng):
     """The kernels index without bounds checks: the public wrappers refuse shapes and indices
     that would read outside the arrays (a short y was read past its end, a W with too few

@@ -162,6 +162,17 @@ def _column_cuts(R, k):
 _POOL = None
 
 
+def _forget_pool():
+    """In a forked child the parent's pool threads do not exist: tasks submitted to it would
+    never run (a hang); the child starts its own pool on first use."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _run_tasks(tasks):
     """Run the callables ``tasks`` at once: the first in this thread, the others on a thread
     pool (one thread each; the kernels release the GIL); returns when all have finished."""

@@ -6,6 +6,8 @@ trajectory's numbers do not depend on how many other columns its batch has (bit 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -42,6 +44,17 @@ def col_sum(M):
 
 
 _POOL = None
+
+
+def _forget_pool():
+    """In a forked child the parent's pool threads do not exist: tasks submitted to it would
+    never run (a hang); the child starts its own pool on first use."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def thread_pool(k):
