@@ -89,7 +89,9 @@ LOSS_ROWS = 256
 
 #: Rows per block of the transposed product (:func:`_blocked`): each column's non-zeros in
 #: a block are summed in registers, then added to the output once.  Fixed (not a function
-#: of the column count), so a column's sums are the same whatever the batch.
+#: of the column count), so a column's sums are the same whatever the batch.  32: the
+#: block's weights (32 × 104 columns at R = 100) stay in the 32 KiB L1; a9a gradient at
+#: R = 100 with 16, 24, 32, 48, 64 rows: 8.7, 7.9, 7.8, 8.4, 8.4 ms (CPU, interleaved).
 SCATTER_ROWS = 32
 
 
@@ -750,8 +752,9 @@ if numba is not None:
     def _margins(ptr, idx, val, Y, s, e, Z):
         """Z[i − s, :] = Σ_k val_k Y[idx_k, :] for rows i in [s, e), in storage order.
 
-        Columns by panels of 32 and 8 held in registers (:func:`_panel_intrinsic`), the
-        last w mod 8 by the plain loop; every column gets the same bits either way."""
+        Columns by panels of up to UMAX vectors of 8 held in registers (:func:`_vectors`,
+        :func:`_panel_intrinsic`), the last w mod 8 by the plain loop; every column gets
+        the same bits either way."""
         w = Y.shape[1]
         w8 = w - w % 8
         for i in range(s, e):
@@ -778,9 +781,10 @@ if numba is not None:
         non-zeros k in [sptr[g], sptr[g + 1]) of column scol[g], rows trow (local to the
         block, rows of W) increasing.  Each segment's sum starts at 0.0 and adds val·w
         (multiply, then add) in row order, held in registers; G's row gets it once.
-        Columns by panels of 32 and 8 (panel-outer, so the block's panel of W stays in L1),
-        the last w mod 8 by the plain loop: every column gets the same bits either way,
-        and the same as :func:`_scatter1` on that column alone."""
+        Columns by panels of up to UMAX vectors of 8 (:func:`_vectors`; panel-outer, so
+        the block's panel of W stays in L1: 32 rows × 128 columns = 32 KiB), the last w mod 8
+        by the plain loop: every column gets the same bits either way, and the same as
+        :func:`_scatter1` on that column alone."""
         w = G.shape[1]
         w8 = w - w % 8
         g0 = blk[b]
@@ -812,7 +816,17 @@ if numba is not None:
         for b in range(blk.size - 1):
             for i in range(b * sb, min(b * sb + sb, n)):
                 xi = x[i]
-                for k in range(ptr[i], ptr[i + 1]):
+                k = ptr[i]
+                e = ptr[i + 1]
+                while k + 1 < e:                 # two at a time (same order): ~15% faster
+                    j0 = idx[k]
+                    j1 = idx[k + 1]
+                    v0 = val[k] * xi
+                    v1 = val[k + 1] * xi
+                    t[j0] += v0
+                    t[j1] += v1
+                    k += 2
+                if k < e:
                     t[idx[k]] += val[k] * xi
             for q in range(blk[b], blk[b + 1]):
                 j = scol[q]
