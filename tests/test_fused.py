@@ -270,6 +270,11 @@ def test_row_and_sign_kernels_refuse_out_of_range_inputs(a1a, rng):
             fused.logistic_grad_rows(X, rows, cols, wts, Y)
     assert not fused.logistic_grad_rows(X, [], [], [], W).any()
     assert fused.logistic_grad_rows(X, [49], [2], one, W)[:, :2].sum() == 0
+    with pytest.raises(ValueError, match="vector"):           # (d, 2, 2) was read as 4 columns
+        fused.logistic_grad(X, W.reshape(d, 1, 3))
+    Z = sp.csr_matrix((fused.ROW_SPLIT_MIN, 0))                 # no features: loss n·log 2
+    assert np.allclose(fused.logistic_value(Z, np.zeros((0, 2))), fused.ROW_SPLIT_MIN * np.log(2), rtol=1e-14)
+    assert fused.logistic_grad(Z, np.zeros((0, 2))).shape == (0, 2)
 
 
 def test_grad_rows_matches_the_sparse_path(a1a_obj, rng, monkeypatch):

@@ -1078,9 +1078,15 @@ def _prepared(A):
 
 
 def _cols(Y):
+    """(Y as a C-contiguous float64 (d, R) array, whether Y was one vector (d,)).
+
+    Raises ValueError for any other number of dimensions (a (d, a, b) array was read as
+    (d, a·b) columns, or failed deep inside scipy)."""
     Y = np.asarray(Y, dtype=np.float64)
     one = Y.ndim == 1
-    return np.ascontiguousarray(Y.reshape(Y.shape[0], -1)), one
+    if Y.ndim not in (1, 2):
+        raise ValueError(f"Y must be a vector (d,) or a matrix (d, R), got shape {Y.shape}")
+    return np.ascontiguousarray(Y[:, None] if one else Y), one
 
 
 def exp(x):
