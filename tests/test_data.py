@@ -146,6 +146,44 @@ def test_parsed_file_cache_failed_write_leaves_nothing(tmp_path, monkeypatch):
     assert list((tmp_path / "cache" / "parsed").iterdir()) == []
 
 
+@pytest.mark.parametrize("foreign", ['{"a": 1}', '{"[2]": 1}', '[1, 2]', '{"[1, \\"x\\", 5]": {}}'])
+def test_sizes_cache_survives_a_foreign_file(tmp_path, monkeypatch, foreign):
+    """A datasets.json this version did not write (keys that are not its JSON lists: the
+    filter of stale entries raised JSONDecodeError / IndexError, 'mast datasets' exited 1)
+    is ignored and rewritten."""
+    import json
+
+    from mast_cli.io import datacache
+
+    monkeypatch.setenv("MAST_CACHE_DIR", str(tmp_path))
+    (tmp_path / "datasets.json").write_text(foreign)
+    src = tmp_path / "f.svm"
+    src.write_text("1 1:1\n")
+    assert datacache.cached_stats("f", src, None, lambda: {"n": 1}) == {"n": 1}
+    assert datacache.cached_stats("f", src, None, lambda: {"n": 2}) == {"n": 1}     # cached
+    assert {"n": 1} in json.loads((tmp_path / "datasets.json").read_text()).values()
+
+
+def test_caches_without_a_home_directory(tmp_path, monkeypatch):
+    """No $MAST_CACHE_DIR, no $XDG_CACHE_HOME and no home directory (Path.home() raises
+    RuntimeError): both caches are off, nothing fails."""
+    from pathlib import Path
+
+    from mast_cli.io import data as data_mod, datacache
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory")
+
+    monkeypatch.delenv("MAST_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    src = tmp_path / "tiny.svm"
+    src.write_text("1 1:0.5\n-1 2:1.5\n")
+    X, y = data_mod._read_svmlight(src)
+    assert X.shape == (2, 2)
+    assert datacache.cached_stats("t", src, None, lambda: {"n": 2}) == {"n": 2}
+
+
 def test_parsed_file_cache(tmp_path, monkeypatch):
     """The on-disk cache of parsed files gives the parser's arrays exactly, re-parses an edited
     file (new size/mtime), survives a corrupt cache entry, and is off with MAST_CACHE_DIR=off."""

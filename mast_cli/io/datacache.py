@@ -62,27 +62,37 @@ def _key(name, path, test_path):
                        _stamp(test_path)])
 
 
+def _key_path(key):
+    """The file path of a sizes-cache key, or None for a key this version did not write
+    (an older or foreign ``datasets.json``: such entries are dropped, never fatal)."""
+    try:
+        parts = json.loads(key)
+        return parts[2] if isinstance(parts, list) and len(parts) > 2 and isinstance(parts[2], str) else None
+    except ValueError:
+        return None
+
+
 def _read():
     if _off():
         return {}
     try:
         data = json.loads(cache_path().read_text())
         return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):     # RuntimeError: Path.home() without a home
         return {}
 
 
 def _write(data):
     if _off():
         return
-    path = cache_path()
     try:
+        path = cache_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".datasets.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh)
         os.replace(tmp, path)
-    except OSError:
+    except (OSError, RuntimeError):
         pass
 
 
@@ -105,7 +115,8 @@ def cached_stats(name, path, test_path, compute):
     if isinstance(hit, dict):
         return hit
     value = compute()
-    data = {k: v for k, v in _read().items() if json.loads(k)[2] != str(Path(path).resolve())}
+    here = str(Path(path).resolve())
+    data = {k: v for k, v in _read().items() if _key_path(k) not in (None, here)}
     data[key] = value
     _write(data)
     return value
@@ -158,7 +169,10 @@ def cached_parse(path, parse):
     where = str(Path(path).resolve())
     key = json.dumps([PARSED_VERSION, where, digest])
     name = hashlib.sha256(json.dumps([PARSED_VERSION, where]).encode()).hexdigest()[:32]
-    file = cache_path().parent / "parsed" / (name + ".npz")
+    try:
+        file = cache_path().parent / "parsed" / (name + ".npz")
+    except RuntimeError:                     # Path.home() without a home directory: no cache
+        return parse(path)
     try:
         with open(file, "rb") as fh, np.load(fh, allow_pickle=False) as z:   # fh: closed on a bad zip
             if str(z["key"]) == key:
