@@ -385,7 +385,7 @@ def test_blocked_structure_holds_the_matrix(rng, n, d):
 
 
 @pytest.mark.parametrize("n,d", SHAPES)
-@pytest.mark.parametrize("R", [1, 7, 8, 9, 33, 100])
+@pytest.mark.parametrize("R", [1, 7, 8, 9, 33, 100, 300])
 def test_products_on_odd_shapes(rng, n, d, R):
     """Gradient and loss totals against a plain per-row loop (to 1e-13 of the sum of the
     terms' magnitudes), and every column's bits alone (R = 1) and in any grouping."""
