@@ -93,6 +93,8 @@ def test_bad_kernel_environment_one_line(tmp_path, monkeypatch, var, value, need
         assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error:"), res.output
         assert needle in lines[0] and "Traceback" not in res.output
     assert not (tmp_path / "out").exists()
+    res = run_main(["run", "--help"])                     # help answers whatever the environment
+    assert res.exit_code == 0 and "--threads" in res.output
     if var == "MAST_THREADS":
         code = "from mast_cli.core import fused; print(fused.threads())"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -38,7 +38,10 @@ class MastGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            check_environment()
+            # the remaining arguments (click < 8.2 keeps the command name in protected_args)
+            pending = ctx.__dict__.get("_protected_args", ctx.__dict__.get("protected_args", []))
+            if not {"-h", "--help"} & {*pending, *ctx.args}:    # help answers whatever the environment
+                check_environment()
             return super().invoke(ctx)
         except KeyboardInterrupt:
             raise _Interrupted() from None
