@@ -55,10 +55,14 @@ class SketchBank:
         """The next step's sketches: array (..., d, R) (last axis = trajectory)."""
         if self._pos == CHUNK:
             parts = [self.draw(sk, rng, CHUNK) for sk, rng in zip(self.sketches, self.rngs)]
-            # (R, CHUNK, ..., d) -> (CHUNK, ..., d, R)
-            self._bank = np.moveaxis(np.stack(parts), 0, -1)
+            # R arrays (CHUNK, ..., d) -> one C-contiguous (CHUNK, ..., d, R), so that each
+            # step's sketches are one contiguous (…, d, R) block like the iterates; written
+            # trajectory by trajectory (10× faster than a transposing copy of their stack)
+            self._bank = np.empty(parts[0].shape + (len(parts),), dtype=np.result_type(*parts))
+            for r, part in enumerate(parts):
+                self._bank[..., r] = part
             # nnz per step and trajectory, summed over workers for (CHUNK, M, d, R) banks
-            self._nnz = np.count_nonzero(self._bank, axis=tuple(range(1, self._bank.ndim - 1)))
+            self._nnz = np.count_nonzero(self._bank.reshape(CHUNK, -1, len(parts)), axis=1)
             self._pos = 0
         out = self._bank[self._pos]
         self.nnz = self._nnz[self._pos]
@@ -214,6 +218,7 @@ class Recorder:
         self.R = X.shape[1]
         self.diverged_at = np.full(self.R, -1)
         self.alive = np.ones(self.R, dtype=bool)
+        self._all_alive = True          # no column diverged yet: last_good is a plain copy of X
         self.last_good = X.copy()
         self.rows = {}
         self.costs = costs
@@ -236,12 +241,16 @@ class Recorder:
         if bad.any():
             self.diverged_at[bad] = t
             self.alive &= ~bad
+            self._all_alive = False
             X[:, bad] = self.last_good[:, bad]
         return bad
 
     def log(self, X, t):
         """Record metrics at iteration t if it is a log point; remember finite iterates."""
-        self.last_good[:, self.alive] = X[:, self.alive]
+        if self._all_alive:
+            np.copyto(self.last_good, X)
+        else:
+            self.last_good[:, self.alive] = X[:, self.alive]
         now = time.perf_counter()
         if self._t0 is None:
             self._t0 = now
@@ -257,6 +266,7 @@ class Recorder:
                 if bad.any():
                     self.diverged_at[bad] = t
                     self.alive &= ~bad
+                    self._all_alive = False
                 for name, v in vals.items():
                     v[~self.alive] = np.nan
                     self.rows.setdefault(name, []).append(v)
