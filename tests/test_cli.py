@@ -147,3 +147,13 @@ def test_threads_option_same_bytes_and_recorded(tmp_path, monkeypatch):
         assert fused._groups(24, 3) == 3
     finally:
         fused.set_threads(old)
+
+
+def test_threads_in_a_config_file_is_refused_with_a_hint(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('dataset = "a1a"\nsparsity = [0.5]\nthreads = 2\n')
+    res = invoke(["run", "--config", str(cfg), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    line = res.output.strip()
+    assert "\n" not in line and "unknown key 'threads'" in line and "--threads" in line
+    assert not (tmp_path / "out").exists()

@@ -127,7 +127,9 @@ def load_config_file(path, keys=None, kind="run"):
     for key, val in raw.items():
         name = key.replace("-", "_")
         if name not in keys and name != "out":
-            raise MastError(f"config file '{path}': unknown key '{key}'")
+            hint = (" (threads are not part of a configuration, since they change no result: give "
+                    "--threads on the command line)") if name == "threads" else ""
+            raise MastError(f"config file '{path}': unknown key '{key}'{hint}")
         out[name] = val
     return out
 
