@@ -244,22 +244,34 @@ def sketch_other_level(ctx):
     """The sampler checks above again at a second sparsity level of the same family (Bernoulli,
     Rand-K): a bug symmetric at the run's level (keep probability p ↔ 1 − p, K ↔ d − K at
     sparsity 0.5) shows at the other.  Rows are named ``<check>@<level>``."""
-    from types import SimpleNamespace
-
     from ...core.sketches import Bernoulli, RandK, make_sketch
 
     if not isinstance(ctx.sketch, (Bernoulli, RandK)):
         return []
-    alt = ALT_SPARSITY if abs(float(ctx.sketch.sparsity) - ALT_SPARSITY) > 1e-9 else 0.3
+    alt = _other_level(float(ctx.sketch.sparsity))
     sk = make_sketch(ctx.sketch.name, ctx.obj.d, sparsity=alt)
+    return _sampler_rows(ctx, sk, f"{alt:g}", f"{sk.name} at sparsity {alt:g} ({_param(sk)})")
+
+
+def _other_level(level):
+    """The second sparsity level of the sampler checks: :data:`ALT_SPARSITY`, or 0.3 when the
+    run's level is that one."""
+    return ALT_SPARSITY if abs(level - ALT_SPARSITY) > 1e-9 else 0.3
+
+
+def _sampler_rows(ctx, sk, tag, note):
+    """The sampler checks (mean, moments, support, L_S^max, enumeration) on the sketch ``sk``
+    instead of the run's, rows named ``<check>@<tag>`` and their notes prefixed by ``note``."""
+    from types import SimpleNamespace
+
     sub = SimpleNamespace(sketch=sk, cfg=ctx.cfg, cache={}, obj=ctx.obj)
     rows = []
     for f in (sketch_mean, sketch_second_moment, sketch_cross_moment, sketch_support, sketch_L_S_max,
               sketch_enumeration):
         out = f(sub)
         for r in (out if isinstance(out, list) else [out]):
-            r.check = f"{r.check}@{alt:g}"
-            r.notes = f"{sk.name} at sparsity {alt:g} ({_param(sk)}); " + r.notes
+            r.check = f"{r.check}@{tag}"
+            r.notes = f"{note}; " + r.notes
             rows.append(r)
     return rows
 
@@ -282,8 +294,6 @@ def sketch_other_families(ctx):
     family the CI battery does not run still fails it; at the run's level and at
     :data:`ALT_SPARSITY` (Gaussian: σ² = 1 at 0.5, where σ and σ² coincide).  Run once per battery
     (with the first sketch of ``--sketch``); rows are named ``<check>@<family>:<level>``."""
-    from types import SimpleNamespace
-
     from ...core.sketches import make_sketch
 
     chosen = list(getattr(ctx.cfg, "sketches", []) or [])
@@ -294,14 +304,7 @@ def sketch_other_families(ctx):
     for fam in OTHER_FAMILIES:
         if fam in chosen:
             continue
-        for s in sorted({level, ALT_SPARSITY if abs(level - ALT_SPARSITY) > 1e-9 else 0.3}):
+        for s in sorted({level, _other_level(level)}):
             sk = make_sketch(fam, ctx.obj.d, sparsity=s)
-            sub = SimpleNamespace(sketch=sk, cfg=ctx.cfg, cache={}, obj=ctx.obj)
-            for f in (sketch_mean, sketch_second_moment, sketch_cross_moment, sketch_support, sketch_L_S_max,
-                      sketch_enumeration):
-                out = f(sub)
-                for r in (out if isinstance(out, list) else [out]):
-                    r.check = f"{r.check}@{fam}:{s:g}"
-                    r.notes = f"{fam} at sparsity {s:g}; " + r.notes
-                    rows.append(r)
+            rows += _sampler_rows(ctx, sk, f"{fam}:{s:g}", f"{fam} at sparsity {s:g}")
     return rows
