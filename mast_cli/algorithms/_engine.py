@@ -218,7 +218,6 @@ class Recorder:
         self.R = X.shape[1]
         self.diverged_at = np.full(self.R, -1)
         self.alive = np.ones(self.R, dtype=bool)
-        self._all_alive = True          # no column diverged yet: last_good is a plain copy of X
         self.last_good = X.copy()
         self.rows = {}
         self.costs = costs
@@ -241,13 +240,12 @@ class Recorder:
         if bad.any():
             self.diverged_at[bad] = t
             self.alive &= ~bad
-            self._all_alive = False
             X[:, bad] = self.last_good[:, bad]
         return bad
 
     def log(self, X, t):
         """Record metrics at iteration t if it is a log point; remember finite iterates."""
-        if self._all_alive:
+        if self.alive.all():                # no column diverged yet: a plain copy
             np.copyto(self.last_good, X)
         else:
             self.last_good[:, self.alive] = X[:, self.alive]
@@ -266,7 +264,6 @@ class Recorder:
                 if bad.any():
                     self.diverged_at[bad] = t
                     self.alive &= ~bad
-                    self._all_alive = False
                 for name, v in vals.items():
                     v[~self.alive] = np.nan
                     self.rows.setdefault(name, []).append(v)
