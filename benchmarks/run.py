@@ -50,6 +50,7 @@ from mast_cli.core.kernels import neg_sigmoid, thread_pool  # noqa: E402
 from mast_cli.core.objective import LogisticL2  # noqa: E402
 from mast_cli.core.sketches import Bernoulli  # noqa: E402
 from mast_cli.io.data import load_dataset  # noqa: E402
+from mast_cli.io.memory import usable_cpus  # noqa: E402
 from mast_cli.solvers.newton import solve_erm  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "datasets" / "libsvm"
@@ -184,7 +185,7 @@ def bench_engine_vs_naive(quick):
         out["engine32"] = dsgd(obj, sks, steps, seeds, T, log_every=T, dtype=np.float32).x_final
 
     # the CLI's default, --threads auto: the usable CPUs (one process)
-    auto = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    auto = usable_cpus()
     thr = max(2, auto)
 
     def engine_thr():

@@ -12,6 +12,7 @@ import sys
 import click
 
 from ..io.errors import MastError
+from ..io.memory import usable_cpus
 
 __all__ = ["MastGroup", "FLOATS", "INTS", "dataset_option", "lam_option", "objective_option",
            "sketch_options", "device_option", "check_lam", "one_value", "explicit", "progress_factory",
@@ -211,14 +212,6 @@ def sketch_options(f=None, *, default=None, sketch_help=None, sparsity_default=N
 def device_option(f):
     return click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
                         help="cpu (NumPy/SciPy reference) or cuda (CuPy on a GPU: pip install '.[gpu]').")(f)
-
-
-def usable_cpus():
-    """CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where unknown)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
-        return max(1, os.cpu_count() or 1)
 
 
 def _thread_count(value, what):

@@ -64,6 +64,8 @@ import time
 
 import numpy as np
 
+from .pools import ForkSafePool
+
 try:  # scipy's single-vector margins (the R = 1 path of _run)
     from scipy.sparse._sparsetools import csr_matvec
 except ImportError:  # pragma: no cover - private scipy module moved: the fused loops alone
@@ -117,10 +119,9 @@ def _parse_threads(text):
     if raw == "":
         return 1
     if raw == "auto":
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
-            return max(1, os.cpu_count() or 1)
+        from ..io.memory import usable_cpus
+
+        return usable_cpus()
     try:
         k = int(raw)
     except ValueError:
@@ -169,29 +170,14 @@ def _column_cuts(R, k):
     return [min(R, 8 * round(g * R / (8 * k))) for g in range(k)] + [R]
 
 
-_POOL = None
-
-
-def _forget_pool():
-    """In a forked child the parent's pool threads do not exist: tasks submitted to it would
-    never run (a hang); the child starts its own pool on first use."""
-    global _POOL
-    _POOL = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+#: The kernels' pool, apart from the numpy path's (core/kernels.py ``thread_pool``).
+_POOL = ForkSafePool("mast-fused")
 
 
 def _run_tasks(tasks):
     """Run the callables ``tasks`` at once: the first in this thread, the others on a thread
     pool (one thread each; the kernels release the GIL); returns when all have finished."""
-    global _POOL
-    if len(tasks) > 1 and (_POOL is None or _POOL._max_workers < len(tasks) - 1):
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(max_workers=len(tasks) - 1, thread_name_prefix="mast-fused")
-    futures = [_POOL.submit(f) for f in tasks[1:]]
+    futures = [_POOL.get(len(tasks) - 1).submit(f) for f in tasks[1:]]
     try:
         tasks[0]()
     finally:
@@ -1052,37 +1038,46 @@ def _blocked(ptr, idx, val, n, d, sb=SCATTER_ROWS):
     return blk, scol[:nseg].copy(), sptr[:nseg + 1].copy(), trow, tval
 
 
-#: id(matrix) -> (weak reference, its (indptr, indices, data) arrays, blocked structure)
+def _per_matrix(cache, A, build):
+    """``build(A)``, kept in ``cache`` (a dict keyed by ``id(A)``) while the CSR matrix A lives
+    and holds the same index/value arrays and shape; the entry goes when A is collected.
+
+    A matrix whose arrays are modified in place after its first use (rather than replaced)
+    keeps a stale value: the objectives build their ``Ab`` once and never do.
+    """
+    import weakref
+
+    key = id(A)
+    parts = (A.indptr, A.indices, A.data)
+    hit = cache.get(key)
+    if hit is not None and hit[0]() is A and all(x is y for x, y in zip(hit[1], parts)) and hit[3] == A.shape:
+        return hit[2]
+    value = build(A)
+    try:
+        ref = weakref.ref(A, lambda _, key=key: cache.pop(key, None))
+    except TypeError:                                      # pragma: no cover - not weakly referable
+        return value
+    cache[key] = (ref, parts, value, A.shape)
+    return value
+
+
+#: id(matrix) -> (weak reference, its (indptr, indices, data) arrays, blocked structure, shape)
 _PREPARED = {}
 
 
 def _prepared(A):
     """(A as CSR, its CSR arrays, its :func:`_blocked` structure), the structure cached while
-    A lives and holds the same index/value arrays.
+    A lives and holds the same index/value arrays (:func:`_per_matrix`).
 
     Only float64 CSR matrices are cached (other inputs are converted, and prepared, at each
-    call).  A matrix whose arrays are modified in place after its first use (rather than
-    replaced) keeps a stale structure: the objectives build their ``Ab`` once and never do.
+    call).
     """
-    import weakref
-
     Ac = _as_csr(A)
     ptr, idx, val = _csr(Ac)
     n, d = Ac.shape
     if Ac is not A:
         return Ac, (ptr, idx, val), _blocked(ptr, idx, val, n, d)
-    key = id(A)
-    parts = (A.indptr, A.indices, A.data)
-    hit = _PREPARED.get(key)
-    if hit is not None and hit[0]() is A and all(x is y for x, y in zip(hit[1], parts)) and hit[3] == A.shape:
-        return A, (ptr, idx, val), hit[2]
-    blocked = _blocked(ptr, idx, val, n, d)
-    try:
-        ref = weakref.ref(A, lambda _, key=key: _PREPARED.pop(key, None))
-    except TypeError:                                      # pragma: no cover - not weakly referable
-        return A, (ptr, idx, val), blocked
-    _PREPARED[key] = (ref, parts, blocked, A.shape)
-    return A, (ptr, idx, val), blocked
+    return A, (ptr, idx, val), _per_matrix(_PREPARED, A, lambda _: _blocked(ptr, idx, val, n, d))
 
 
 def _cols(Y):
@@ -1184,7 +1179,7 @@ def _padded_width(w):
 #: Matrices with at least this many rows are cut into two row chunks (:func:`_row_chunks`).
 ROW_SPLIT_MIN = 8192
 
-#: id(matrix) -> (weak reference, its arrays, its row chunks (CSR matrices))
+#: id(matrix) -> (weak reference, its arrays, its row chunks (CSR matrices), shape)
 _CHUNKS = {}
 
 
@@ -1199,24 +1194,10 @@ def _row_chunks(A):
     full-width register panels) and the bits depend on the data only, never on the number
     of threads or on the other columns.  Cached while A lives with the same arrays.
     """
-    import weakref
-
-    n = A.shape[0]
-    if n < ROW_SPLIT_MIN:
+    if A.shape[0] < ROW_SPLIT_MIN:
         return [A]
-    key = id(A)
-    parts = (A.indptr, A.indices, A.data)
-    hit = _CHUNKS.get(key)
-    if hit is not None and hit[0]() is A and all(x is y for x, y in zip(hit[1], parts)) and hit[3] == A.shape:
-        return hit[2]
-    h = (n // 2) // LOSS_ROWS * LOSS_ROWS
-    chunks = [A[:h], A[h:]]
-    try:
-        ref = weakref.ref(A, lambda _, key=key: _CHUNKS.pop(key, None))
-    except TypeError:                                      # pragma: no cover - not weakly referable
-        return chunks
-    _CHUNKS[key] = (ref, parts, chunks, A.shape)
-    return chunks
+    h = (A.shape[0] // 2) // LOSS_ROWS * LOSS_ROWS
+    return _per_matrix(_CHUNKS, A, lambda A: [A[:h], A[h:]])
 
 
 def _run(A, Y, value, grad, groups):

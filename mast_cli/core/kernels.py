@@ -6,11 +6,11 @@ trajectory's numbers do not depend on how many other columns its batch has (bit 
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+
+from .pools import ForkSafePool
 
 __all__ = ["BLOCK_ELEMS", "col_mean", "col_sum", "col_accuracy", "neg_sigmoid", "logistic_loss",
            "spectral_norm_sq", "thread_pool", "csr_matvec", "csr_matvecs", "csc_matvec", "csc_matvecs"]
@@ -43,28 +43,14 @@ def col_sum(M):
     return np.add.reduce(np.ascontiguousarray(M.T), axis=1)
 
 
-_POOL = None
-
-
-def _forget_pool():
-    """In a forked child the parent's pool threads do not exist: tasks submitted to it would
-    never run (a hang); the child starts its own pool on first use."""
-    global _POOL
-    _POOL = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+#: The numpy path's pool (:func:`thread_pool`); the fused kernels keep their own
+#: (:mod:`mast_cli.core.fused`), so a task of one never waits on a full pool of the other.
+_POOL = ForkSafePool("mast-grad")
 
 
 def thread_pool(k):
     """A shared thread pool with at least k workers."""
-    global _POOL
-    if _POOL is None or _POOL._max_workers < k:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(max_workers=k, thread_name_prefix="mast-grad")
-    return _POOL
+    return _POOL.get(k)
 
 
 def col_accuracy(A, y, W):

@@ -16,7 +16,7 @@ import os
 
 from .errors import MastError
 
-__all__ = ["available_bytes", "check_memory", "check_count", "fmt_bytes", "MAX_COUNT", "DENSE_D"]
+__all__ = ["available_bytes", "check_memory", "check_count", "fmt_bytes", "usable_cpus", "MAX_COUNT", "DENSE_D"]
 
 #: Largest value accepted for a count option (iterations, seeds, masks, pool sizes, ...).
 MAX_COUNT = 10 ** 9
@@ -24,6 +24,14 @@ MAX_COUNT = 10 ** 9
 DENSE_D = 3000
 #: Share of the available memory one command may plan to use.
 SHARE = 0.8
+
+def usable_cpus():
+    """CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where unknown), ≥ 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
+        return max(1, os.cpu_count() or 1)
+
 
 _SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
