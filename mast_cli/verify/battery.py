@@ -9,7 +9,7 @@ from dataclasses import asdict
 from ..io.errors import MastError, NotEnumerable
 from .config import sketch_levels
 from .context import Context, load_verify_problem
-from .result import Z99, CheckResult
+from .result import Z99, CheckResult, bonferroni_groups
 
 __all__ = ["run_battery", "verify_dataset"]
 
@@ -31,6 +31,8 @@ def run_battery(prob, sketch, cfg, progress=None, checks=None):
     Returns
     -------
     rows : list of CheckResult
+        Rows of a multiple-testing group (the sampler z-tests) still carry their own 99%
+        critical values; :func:`verify_dataset` corrects them over all its levels.
     info : dict
         Reference quantities (:meth:`Reference.summary`) and what the checks added (e.g. the
         measured and predicted contraction factors).
@@ -97,9 +99,10 @@ def verify_dataset(cfg, progress=None):
     Returns
     -------
     dict
-        ``config``, ``dataset`` (n, d), ``rows`` (list of CheckResult), ``sweep`` (one
-        dict per sketch level: reference quantities with N and standard errors, measured
-        and predicted contraction), ``violated`` (count), ``uninformative`` (count),
+        ``config``, ``dataset`` (n, d), ``rows`` (list of CheckResult; the bounds of a
+        multiple-testing group corrected over the whole run, :func:`~.result.bonferroni_groups`),
+        ``sweep`` (one dict per sketch level: reference quantities with N and standard errors,
+        measured and predicted contraction), ``violated`` (count), ``uninformative`` (count),
         ``failed`` (violated + uninformative), ``wall_time_s``.
 
     Raises
@@ -125,6 +128,8 @@ def verify_dataset(cfg, progress=None):
         info["sparsity_level"] = s
         rows.extend(r)
         sweep.append(info)
+    # the sampler z-tests of every level and family: one family-wise 99% group (Bonferroni over rows)
+    bonferroni_groups(rows)
     return {
         "config": asdict(cfg),
         "dataset": {"name": prob.name, "n": int(prob.obj.n), "d": int(prob.obj.d),

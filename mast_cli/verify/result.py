@@ -9,6 +9,10 @@ A :class:`CheckResult` reads "observed ≤ bound".  ``kind`` says how it is deci
   over the logged t when the statement is checked at every logged t: ``z`` is stored on
   the row).
 
+Rows of a multiple-testing group (``bonferroni_group``, e.g. the sampler z-tests) share one
+family-wise 99% level over a whole ``mast verify`` run: :func:`bonferroni_groups` sets their
+bounds (Bonferroni over the rows of the group).
+
 Rate checks also carry ``null``, the value the statistic takes for an algorithm that does
 not move (γ = 0), and ``power`` = null / bound.  A rate check with power < 2 cannot tell a
 working algorithm from a broken one: its verdict is ``uninformative`` and it counts as a
@@ -23,8 +27,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import norm
 
-__all__ = ["Z99", "EXACT_RTOL", "FD_TOL", "MIN_POWER", "CheckResult", "z_bonferroni", "mean_se",
-           "stochastic_final", "stochastic_min"]
+__all__ = ["Z99", "EXACT_RTOL", "FD_TOL", "MIN_POWER", "CheckResult", "z_bonferroni", "bonferroni_groups",
+           "mean_se", "stochastic_final", "stochastic_min"]
 
 #: One-sided 99% normal quantile.
 Z99 = 2.3263478740408408
@@ -43,6 +47,49 @@ def z_bonferroni(m, level=0.99):
     """
     m = max(1, int(m))
     return Z99 if m == 1 and level == 0.99 else float(norm.isf((1.0 - level) / m))
+
+
+def bonferroni_groups(rows, level=0.99):
+    """Give the rows of each multiple-testing group one family-wise level (Bonferroni over rows).
+
+    A row of group g (``bonferroni_group`` = g, applicable) is a z-test whose observed value is a
+    largest |z|, decided by ``observed > bound``.  With K_g such rows in ``rows``, each row's bound
+    becomes the critical value for ``bonferroni_tests × K_g`` one-sided tests,
+    z = Φ⁻¹(1 − (1 − level)/(bonferroni_tests · K_g)), so that under the null the probability
+    that *any* row of the group fires is at most 1 − level (union bound), instead of up to
+    K_g (1 − level) when every row is a test at ``level`` on its own.  Rows outside a group are
+    untouched.  Call once, on all the rows of a run (the notes say K_g).
+
+    Parameters
+    ----------
+    rows : list of CheckResult
+    level : float
+        Family-wise confidence of each group.
+
+    Returns
+    -------
+    dict
+        group -> K_g, the number of rows corrected.
+
+    Raises
+    ------
+    ValueError
+        When a row of a group has no ``bonferroni_tests`` (≥ 1 required).
+    """
+    groups = {}
+    for r in rows:
+        if r.bonferroni_group and r.applicable:
+            groups.setdefault(r.bonferroni_group, []).append(r)
+    for g, members in groups.items():
+        K = len(members)
+        for r in members:
+            if r.bonferroni_tests < 1:
+                raise ValueError(f"row {r.check} of group {g} has bonferroni_tests={r.bonferroni_tests}")
+            r.bound = z_bonferroni(r.bonferroni_tests * K, level)
+            r.notes = (f"{r.notes}; " if r.notes else "") + (
+                f"critical value for {r.bonferroni_tests} × {K} one-sided tests: {K} {g} rows in this run, "
+                f"family-wise {level:.0%}")
+    return {g: len(m) for g, m in groups.items()}
 
 
 @dataclass
@@ -78,6 +125,12 @@ class CheckResult:
     t: int = -1
     #: True when a violation was found at some logged t (possibly not the one reported)
     violated_at_some_t: bool = False
+    #: multiple-testing group ("" = none): the rows of one group in a ``mast verify`` run share a
+    #: family-wise 99% level (:func:`bonferroni_groups` sets their bounds)
+    bonferroni_group: str = ""
+    #: one-sided tests the row's own critical value covers (its coordinates × 2 sides); the
+    #: group's correction multiplies it by the number of rows in the group
+    bonferroni_tests: int = 0
 
     @property
     def is_rate(self):
