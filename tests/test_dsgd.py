@@ -140,3 +140,57 @@ def test_threads_do_not_change_trajectories(a1a_obj):
     h1 = dsgd(a1a_obj, sks, [0.3] * 5, range(5), 30)
     h3 = dsgd(a1a_obj, sks, [0.3] * 5, range(5), 30, threads=3)
     assert np.array_equal(h1.x_final, h3.x_final)
+
+
+def test_bernoulli_bank_matches_per_trajectory_samples():
+    """The batched Bernoulli bank (one pass over all trajectories' uniforms) gives each
+    trajectory the sketches Bernoulli.sample draws from its own stream, bit for bit, with
+    their non-zero counts; also with per-coordinate p and in the numpy fallback."""
+    from mast_cli.algorithms._engine import CHUNK, SketchBank, streams
+    from mast_cli.core import fused
+
+    d = 11
+    sks = [Bernoulli(d, 0.3), Bernoulli(d, np.linspace(0.1, 1.0, d)), Bernoulli(d, 1.0)]
+    seeds = [7, 8, 9]
+    for enabled in (fused.ENABLED, False):
+        saved, fused.ENABLED = fused.ENABLED, enabled
+        try:
+            bank = SketchBank(sks, [streams(s)[0] for s in seeds])
+            assert bank._uniforms is not None                   # the batched path is the one tested
+            got = [bank.next().copy() for _ in range(CHUNK + 5)]
+            nnz = bank.nnz.copy()
+        finally:
+            fused.ENABLED = saved
+        for r, (sk, s) in enumerate(zip(sks, seeds)):
+            rng = streams(s)[0]
+            ref = np.vstack([sk.sample(rng, CHUNK), sk.sample(rng, CHUNK)])[:CHUNK + 5]
+            assert np.array_equal(np.array([g[:, r] for g in got]), ref)
+            assert nnz[r] == np.count_nonzero(ref[-1])
+
+
+def test_sketched_model_and_step_are_numpy_bits(rng):
+    """The one-pass model y = v + S(x − v) and step x −= γ S g equal numpy's expressions bit
+    for bit, and the step reports exactly the columns that became non-finite."""
+    from mast_cli.core import fused
+
+    d, R = 13, 6
+    X, v, G = rng.standard_normal((3, d, R))
+    S = (rng.random((d, R)) < 0.5) / 0.5
+    coef = rng.random(R)
+    G[2, 1], G[0, 4] = np.inf, np.nan
+    S[2, 1] = S[0, 4] = 2.0                                  # kept: columns 1 and 4 diverge
+    Y = fused.sketched_model(X, v, S, np.empty((d, R)))
+    assert np.array_equal(Y, v + S * (X - v))
+    ref = X.copy()
+    with np.errstate(invalid="ignore"):
+        ref -= coef * (S * G)
+        for enabled in (fused.ENABLED, False):
+            saved, fused.ENABLED = fused.ENABLED, enabled
+            try:
+                Xs = X.copy()
+                finite = fused.sketched_step(Xs, S, G, coef)
+            finally:
+                fused.ENABLED = saved
+            assert np.array_equal(Xs, ref, equal_nan=True)
+            assert np.array_equal(finite, np.isfinite(ref).all(axis=0))
+    assert list(np.flatnonzero(~finite)) == [1, 4]

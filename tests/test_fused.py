@@ -495,3 +495,30 @@ def test_row_chunks_bits_threads_and_reference(rng):
     ref_g = A.T @ (1.0 / (1.0 + np.exp(z)))
     assert np.abs(G1 - ref_g).max() <= 1e-12 * np.abs(ref_g).max()
     assert np.allclose(L1, np.logaddexp(0, -z).sum(axis=0), rtol=1e-12, atol=0)
+
+
+def test_reused_workspaces_give_fresh_results(rng):
+    """Kernel calls reuse per-shape scratch (_workspace): results do not depend on what was
+    computed before (other matrices, shapes, loss/gradient mixes, thread counts), bit for bit
+    against the same call in a fresh thread (whose workspaces are empty)."""
+    import threading
+
+    mats = [_odd_matrix(rng, n, 17) for n in (300, fused.ROW_SPLIT_MIN + 300)]
+    shapes = [2, 100, 130]
+    calls = [(A, rng.standard_normal((17, R)), fn, k) for A in mats for R in shapes
+             for fn in (fused.logistic_grad, fused.logistic_value, fused.logistic_value_grad) for k in (1, 2, 3)]
+    first = [fn(A, Y, k) for A, Y, fn, k in calls]
+    again = [fn(A, Y, k) for A, Y, fn, k in calls[::-1]][::-1]
+    fresh = {}
+
+    def in_new_thread():
+        fresh["out"] = [fn(A, Y, k) for A, Y, fn, k in calls[::3]]
+
+    t = threading.Thread(target=in_new_thread)
+    t.start()
+    t.join()
+    flat = lambda o: np.concatenate([np.ravel(x) for x in (o if isinstance(o, tuple) else (o,))])  # noqa: E731
+    for a, b in zip(first, again):
+        assert np.array_equal(flat(a), flat(b))
+    for a, b in zip(first[::3], fresh["out"]):
+        assert np.array_equal(flat(a), flat(b))

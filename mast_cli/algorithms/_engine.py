@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core import fused
+from ..core.sketches import Bernoulli
 from ..io.errors import check
 
 __all__ = ["as_columns", "CHUNK", "streams", "SketchBank", "RowBank", "History", "Recorder", "log_iterations",
@@ -50,10 +52,28 @@ class SketchBank:
         self._bank, self._pos = None, CHUNK
         #: nonzero coordinates of the sketches last returned by :meth:`next`, (R,)
         self.nnz = None
+        # Bernoulli sketches (the paper's dropout, the common case): each trajectory's
+        # uniforms drawn into one (R, CHUNK, d) array, then one pass lays the bank out and
+        # counts its non-zeros (the same numbers and bits as Bernoulli.sample)
+        self._uniforms = None
+        if draw is None and sketches and all(type(sk) is Bernoulli for sk in sketches):
+            d = sketches[0].d
+            self._uniforms = np.empty((len(sketches), CHUNK, d))
+            self._P = np.array([sk.p for sk in sketches])
+            self._bank = np.empty((CHUNK, d, len(sketches)))
+            self._nnz = np.empty((CHUNK, len(sketches)), dtype=np.int64)
+
+    def _refill_bernoulli(self):
+        for r, rng in enumerate(self.rngs):
+            rng.random(out=self._uniforms[r])           # = rng.random((CHUNK, d))
+        fused.bernoulli_bank(self._uniforms, self._P, self._bank, self._nnz)
 
     def next(self):
         """The next step's sketches: array (..., d, R) (last axis = trajectory)."""
-        if self._pos == CHUNK:
+        if self._pos == CHUNK and self._uniforms is not None:
+            self._refill_bernoulli()
+            self._pos = 0
+        elif self._pos == CHUNK:
             parts = [self.draw(sk, rng, CHUNK) for sk, rng in zip(self.sketches, self.rngs)]
             # R arrays (CHUNK, ..., d) -> one C-contiguous (CHUNK, ..., d, R), so that each
             # step's sketches are one contiguous (…, d, R) block like the iterates; written
@@ -233,10 +253,12 @@ class Recorder:
         self.epochs += epochs
         self.coords += coords
 
-    def check(self, X, t):
+    def check(self, X, t, finite=None):
         """Mark columns of X that became non-finite at iteration t; reset them to their
-        last finite value so the batch stays finite (their later values are ignored)."""
-        bad = self.alive & ~np.isfinite(X).all(axis=0)
+        last finite value so the batch stays finite (their later values are ignored).
+        ``finite`` (R,) bool: whether each column of X is all finite, when the step already
+        knows it (:func:`~mast_cli.core.fused.sketched_step`)."""
+        bad = self.alive & ~(np.isfinite(X).all(axis=0) if finite is None else finite)
         if bad.any():
             self.diverged_at[bad] = t
             self.alive &= ~bad
@@ -291,7 +313,7 @@ def as_columns(x, d, R):
 
 
 def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=None, recorder=Recorder,
-              costs=False, cost0=None):
+              costs=False, cost0=None, finite=None):
     """The engine loop of every algorithm: step, divergence check, logging, progress.
 
     For t = 0, …, T − 1: ``step(X, t, alive)`` applies the algorithm's update x_t → x_{t+1}
@@ -323,6 +345,9 @@ def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=N
         ``step`` then returns its step's (epochs, coords), scalars or arrays of shape (R,).
     cost0 : tuple, optional
         (epochs, coords) spent before the first step (Algorithm 3's reference G_0).
+    finite : ndarray of shape (R,) of bool, optional
+        Written by ``step`` at every step: whether each column of the new X is all finite
+        (saves the divergence check a pass over X).
 
     Returns
     -------
@@ -340,7 +365,7 @@ def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=N
             cost = step(X, t, rec.alive)
             if costs:
                 rec.charge(*cost)
-            rec.check(X, t + 1)
+            rec.check(X, t + 1) if finite is None else rec.check(X, t + 1, finite)
             rec.log(X, t + 1)
             if progress is not None:
                 progress(1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core import fused
 from ._engine import RowBank, SketchBank, as_columns, run_steps, streams
 
 __all__ = ["dsgd"]
@@ -86,9 +87,12 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
     # passes over the data per step: 1 for the full gradient, τ/n for a τ-row minibatch
     pass_cost = np.ones(R) if batch_size is None else np.where(full, 1.0, np.minimum(taus, obj.n) / obj.n)
 
+    Y = np.empty((d, R))                         # the sparse models, rewritten every step
+    finite = np.ones(R, dtype=bool)
+
     def step(X, t, alive):
         S = bank.next()                          # (d, R)
-        Y = v + S * (X - v)
+        fused.sketched_model(X, v, S, Y)         # Y = v + S(X − v), one pass
         if rows is None:
             G = grad(Y)
         elif not full.any():
@@ -97,7 +101,7 @@ def dsgd(obj, sketches, steps, seeds, iters, x0=None, v=None, *, batch_size=None
             G = np.empty_like(Y)
             G[:, full] = grad(Y[:, full])
             G[:, sub] = obj.grad_rows(Y[:, sub], *rows.next())
-        X -= (gam * alive) * (S * G)
+        fused.sketched_step(X, S, G, gam * alive, finite)      # X −= (γ alive) S G, one pass
         return pass_cost, bank.nnz
 
-    return run_steps(step, X, iters, log_every, metrics_fn, progress, costs=True)
+    return run_steps(step, X, iters, log_every, metrics_fn, progress, costs=True, finite=finite)

@@ -60,6 +60,7 @@ by the parallel jobs (1 under ``mast reproduce --jobs`` with one process per cor
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -79,7 +80,8 @@ except ImportError:  # pragma: no cover - numba missing: numpy/scipy fallback
     numba = None
 
 __all__ = ["ENABLED", "exp", "exp_neg_abs", "expit_neg", "log1p", "logistic_grad", "logistic_value", "logistic_value_grad",
-           "logistic_grad_rows", "sign_counts", "warmup", "threads", "set_threads"]
+           "logistic_grad_rows", "sign_counts", "sketched_model", "sketched_step", "bernoulli_bank", "warmup", "threads",
+           "set_threads"]
 
 #: True when the fused kernels are used (numba importable and ``MAST_KERNELS`` != numpy).
 ENABLED = numba is not None and os.environ.get("MAST_KERNELS", "numba").strip().lower() != "numpy"
@@ -918,9 +920,11 @@ if numba is not None:
                 if want_value:
                     for q in range(m):
                         wf[q] = _sig_from(zf[q], wf[q])
+                    _scatter(blk, scol, sptr, trow, tval, W, s // rows, G)
                 else:
-                    _sig_rows(zf, wf, m, tmp)
-                _scatter(blk, scol, sptr, trow, tval, W, s // rows, G)
+                    # in place: the block's margins become its weights (one L1-sized buffer)
+                    _sig_rows(zf, zf, m, tmp)
+                    _scatter(blk, scol, sptr, trow, tval, Z, s // rows, G)
         for c in range(w):
             L[c] = acc[c]
 
@@ -1200,6 +1204,102 @@ def _row_chunks(A):
     return _per_matrix(_CHUNKS, A, lambda A: [A[:h], A[h:]])
 
 
+#: Workspaces of :func:`_run` kept per calling thread (:func:`_workspace`); at most this many
+#: per thread, and none above :data:`WORKSPACE_MAX_BYTES`.
+WORKSPACE_ENTRIES = 4
+WORKSPACE_MAX_BYTES = 64 << 20
+
+_WORKSPACES = threading.local()
+
+
+class _Workspace:
+    """The buffers and thread tasks of one shape of :func:`_run` call, built once and reused
+    by the calls that follow (the engine calls the same shape at every step): aligned,
+    padded copies of the iterate's column slices (shared by the row chunks), each chunk's
+    gradient and loss sums per slice, and the task closures.  Scratch only: no reference
+    to a matrix is kept between calls (:meth:`run` is given the chunks).
+
+    Parameters
+    ----------
+    nchunks : int
+        Row chunks of the matrix (:func:`_row_chunks`).
+    d, R : int
+        Rows and columns of the iterate block Y.
+    value, grad : bool
+        What the calls compute (loss sums, gradient sums).
+    k : int
+        Threads: row chunks first, then column groups (:func:`_column_cuts`).
+    """
+
+    def __init__(self, nchunks, d, R, value, grad, k):
+        self.chunks, self.value, self.grad = None, value, grad
+        cuts = _column_cuts(R, max(1, k // nchunks))
+        # the column slices: each group's columns by PANEL_COLS, (first column, width, padded)
+        self.groups = []
+        for g in range(len(cuts) - 1):
+            c0, w = cuts[g], cuts[g + 1] - cuts[g]
+            self.groups.append([(a, min(PANEL_COLS, c0 + w - a), _padded_width(min(PANEL_COLS, c0 + w - a)))
+                                for a in range(c0, c0 + w, PANEL_COLS)])
+        self.slices = [sl for grp in self.groups for sl in grp]
+        self.Y = [_aligned_zeros((d, wp)) for _, _, wp in self.slices]
+        self.G = [[_aligned_zeros((d, wp)) if grad else np.zeros((1, 1)) for _, _, wp in self.slices]
+                  for _ in range(nchunks)]
+        self.L = [[np.zeros(wp) for _, _, wp in self.slices] for _ in range(nchunks)]
+        first = np.cumsum([0] + [len(grp) for grp in self.groups])
+        self.tasks = [lambda c=c, g=g: self._part(c, range(first[g], first[g + 1]))
+                      for c in range(nchunks) for g in range(len(self.groups))]
+        self.nbytes = 8 * d * sum(wp for _, _, wp in self.slices) * (1 + nchunks * grad)
+
+    def run(self, chunks, threads):
+        """Run every task for the row chunks ``chunks`` (:func:`_prepared` of each): on the
+        thread pool when ``threads`` > 1, else one after the other in this thread."""
+        self.chunks = chunks
+        tasks = self.tasks
+        if threads > 1 and len(chunks) == 2 and _cost(chunks[1]) > _cost(chunks[0]):
+            # the costlier chunk first: the first task runs in this thread, which starts
+            # before the pool's (the results are the same either way)
+            tasks = tasks[::-1]
+        try:
+            _run_tasks(tasks) if threads > 1 else [t() for t in tasks]
+        finally:
+            self.chunks = None
+
+    def _part(self, c, slices):
+        _, (ptr, idx, val), blocked = self.chunks[c]
+        for q in slices:
+            G = self.G[c][q]
+            if self.grad:
+                G.fill(0.0)                   # the kernel adds the blocks' sums into G
+            _grad_kernel(ptr, idx, val, *blocked, SCATTER_ROWS, self.Y[q], G, self.L[c][q], self.value, self.grad)
+
+
+def _cost(chunk):
+    """Relative cost of a row chunk (:func:`_prepared`) in the gradient kernel: its non-zeros
+    (two products) plus 4 per row (a sigmoid costs about 4 non-zeros' multiply-adds)."""
+    ptr = chunk[1][0]
+    return int(ptr[-1]) + 4 * (ptr.size - 1)
+
+
+def _workspace(nchunks, d, R, value, grad, k):
+    """The calling thread's :class:`_Workspace` for this shape of call, kept for the calls
+    that follow (the :data:`WORKSPACE_ENTRIES` most recently used shapes; shapes over
+    :data:`WORKSPACE_MAX_BYTES` are built for one call and not kept)."""
+    key = (nchunks, d, R, value, grad, k)
+    cache = getattr(_WORKSPACES, "entries", None)
+    if cache is None:
+        cache = _WORKSPACES.entries = {}
+    ws = cache.pop(key, None)
+    if ws is not None:
+        cache[key] = ws                       # most recently used last
+        return ws
+    ws = _Workspace(nchunks, d, R, value, grad, k)
+    if ws.nbytes <= WORKSPACE_MAX_BYTES:
+        cache[key] = ws
+        while len(cache) > WORKSPACE_ENTRIES:
+            cache.pop(next(iter(cache)))
+    return ws
+
+
 def _run(A, Y, value, grad, groups):
     A = _as_csr(A)
     Yc, one = _cols(Y)
@@ -1208,59 +1308,50 @@ def _run(A, Y, value, grad, groups):
         raise ValueError(f"A has {A.shape[1]} columns but Y has {d} rows")
     chunks = [_prepared(C) for C in _row_chunks(A)]
     k = _THREADS if groups is None else max(1, int(groups))
-    # per chunk: its gradient (d, R) and loss (R,) sums; chunk 0's are the result's buffers
-    Gs = [_aligned_zeros((d, R)) if grad else np.zeros((1, 1)) for _ in chunks]
-    Ls = [np.zeros(R) for _ in chunks]
 
-    def one_column(c):
+    if R == 1 and csr_matvec is not None:
         # one column: scipy's csr_matvec does the margins' operations in their order (the
         # same bits) and is faster than the panel loops at R = 1; then the fused sigmoid and
         # the transposed product in the blocked order of _scatter (_scatter1)
-        C, (ptr, idx, val), blocked = chunks[c]
-        n = C.shape[0]
-        z = np.zeros(n)
-        csr_matvec(n, d, C.indptr, C.indices, val, Yc.reshape(-1), z)
-        w = np.empty(n)
-        Ls[c][0] = _pieces1(z, w, value, grad)
-        if grad:
-            _scatter1(ptr, idx, val, blocked[0], blocked[1], SCATTER_ROWS, w, Gs[c].reshape(-1))
+        Gs = [np.zeros((d, 1)) if grad else None for _ in chunks]
+        Ls = [0.0] * len(chunks)
 
-    def part(c, c0, w):
-        _, (ptr, idx, val), blocked = chunks[c]
-        G, L = Gs[c], Ls[c]
-        # the group's columns by slices of at most PANEL_COLS (one register panel each), each
-        # run on a 64-byte aligned copy of its columns, padded (_padded_width)
-        for a in range(c0, c0 + w, PANEL_COLS):
-            wa = min(PANEL_COLS, c0 + w - a)
-            wp = _padded_width(wa)
-            Yp = _aligned_zeros((d, wp))
-            Yp[:, :wa] = Yc[:, a:a + wa]
-            if wa == R and wp == wa:
-                _grad_kernel(ptr, idx, val, *blocked, SCATTER_ROWS, Yp, G, L, value, grad)
-                return
-            Gp = _aligned_zeros((d, wp)) if grad else G
-            Lp = np.zeros(wp)
-            _grad_kernel(ptr, idx, val, *blocked, SCATTER_ROWS, Yp, Gp, Lp, value, grad)
-            L[a:a + wa] = Lp[:wa]
+        def one_column(c):
+            C, (ptr, idx, val), blocked = chunks[c]
+            n = C.shape[0]
+            z = np.zeros(n)
+            csr_matvec(n, d, C.indptr, C.indices, val, Yc.reshape(-1), z)
+            w = np.empty(n)
+            Ls[c] = _pieces1(z, w, value, grad)
             if grad:
-                G[:, a:a + wa] = Gp[:, :wa]
+                _scatter1(ptr, idx, val, blocked[0], blocked[1], SCATTER_ROWS, w, Gs[c].reshape(-1))
 
-    if R == 1 and csr_matvec is not None:
         tasks = [lambda c=c: one_column(c) for c in range(len(chunks))]
-    else:
-        # the chunks in parallel first, then column groups within each
-        cuts = _column_cuts(R, max(1, k // len(chunks)))
-        tasks = [lambda c=c, g=g: part(c, cuts[g], cuts[g + 1] - cuts[g])
-                 for c in range(len(chunks)) for g in range(len(cuts) - 1)]
-    if k == 1:
-        for t in tasks:
-            t()
-    else:
-        _run_tasks(tasks)
-    G, L = Gs[0], Ls[0]
-    for c in range(1, len(chunks)):
-        G += Gs[c]
-        L += Ls[c]
+        _run_tasks(tasks) if k > 1 else [t() for t in tasks]
+        G, L = Gs[0], np.array([Ls[0]])
+        for c in range(1, len(chunks)):
+            L += Ls[c]
+            if grad:
+                G += Gs[c]
+        return one, L, G
+
+    # the chunks in parallel first, then column groups within each; every slice of columns
+    # run on a 64-byte aligned padded copy (_padded_width), shared by the chunks
+    ws = _workspace(len(chunks), d, R, value, grad, k)
+    for (a, wa, _), Yp in zip(ws.slices, ws.Y):
+        Yp[:, :wa] = Yc[:, a:a + wa]
+    ws.run(chunks, k)
+    # chunk 0 + chunk 1 (+ …), in chunk order
+    G = np.empty((d, R)) if grad else np.zeros((1, 1))
+    L = np.empty(R)
+    for q, (a, wa, _) in enumerate(ws.slices):
+        L[a:a + wa] = ws.L[0][q][:wa]
+        if grad:
+            G[:, a:a + wa] = ws.G[0][q][:, :wa]
+        for c in range(1, len(chunks)):
+            L[a:a + wa] += ws.L[c][q][:wa]
+            if grad:
+                G[:, a:a + wa] += ws.G[c][q][:, :wa]
     return one, L, G
 
 
@@ -1350,6 +1441,123 @@ def logistic_grad_rows(A, rows, cols, weights, Y):
     return G
 
 
+if numba is not None:
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def _sketched_model(X, v, S, Y):
+        d, R = X.shape
+        for j in range(d):
+            for r in range(R):
+                Y[j, r] = v[j, r] + S[j, r] * (X[j, r] - v[j, r])
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def _sketched_step(X, S, G, coef, finite):
+        d, R = X.shape
+        for r in range(R):
+            finite[r] = True
+        for j in range(d):
+            for r in range(R):
+                x = X[j, r] - coef[r] * (S[j, r] * G[j, r])
+                X[j, r] = x
+                if not (x - x == 0.0):           # inf or NaN
+                    finite[r] = False
+
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def _bernoulli_bank(U, P, Q, bank, nnz):
+        R, T, d = U.shape
+        for t in range(T):
+            for r in range(R):
+                c = 0
+                for j in range(d):
+                    keep = U[r, t, j] < P[r, j]
+                    bank[t, j, r] = Q[r, j] * keep          # 1/p or +0.0 (= 0.0/p), no branch
+                    c += np.int64(keep)
+                nnz[t, r] = c
+
+
+def bernoulli_bank(U, P, out, nnz):
+    """Bernoulli sketch diagonals s_j = c_j/p_j, c_j = [u_j < p_j], of R trajectories from
+    their uniforms, laid out step by step.
+
+    Parameters
+    ----------
+    U : ndarray of shape (R, T, d)
+        Uniforms in [0, 1): trajectory r's T steps (as its generator drew them).
+    P : ndarray of shape (R, d)
+        Keep probabilities p of each trajectory's sketch, in (0, 1].
+    out : ndarray of shape (T, d, R)
+        Receives s (float64): ``out[t, :, r]`` is trajectory r's sketch at step t, the same
+        bits as :meth:`Bernoulli.sample <mast_cli.core.sketches.Bernoulli.sample>`
+        (``(u < p) / p``).
+    nnz : ndarray of shape (T, R) of int64
+        Receives the number of kept coordinates of each sketch.
+
+    Returns
+    -------
+    ndarray of shape (T, d, R)
+        ``out`` (mast-theory §2.1, Example 1 of the paper).
+    """
+    if ENABLED:
+        _bernoulli_bank(U, P, 1.0 / P, out, nnz)
+    else:
+        keep = U < P[:, None, :]
+        out[...] = np.where(keep, 1.0 / P[:, None, :], 0.0).transpose(1, 2, 0)
+        nnz[...] = keep.sum(axis=2).T
+    return out
+
+
+def sketched_model(X, v, S, out):
+    """The sparse models y = v + S(x − v) of R trajectories, written into ``out``.
+
+    Parameters
+    ----------
+    X, v, S : ndarray of shape (d, R)
+        Iterates x, shifts v and sketch diagonals S (one column per trajectory).
+    out : ndarray of shape (d, R)
+        Receives y (float64).
+
+    Returns
+    -------
+    ndarray of shape (d, R)
+        ``out``: the same bits as numpy's ``v + S * (X - v)`` (the same operations, not
+        fused), in one pass (Algorithm 1 line 3; mast-theory §4).
+    """
+    if ENABLED and all(a.dtype == np.float64 for a in (X, v, S, out)):
+        _sketched_model(X, v, S, out)
+    else:
+        np.add(v, S * (X - v), out=out)
+    return out
+
+
+def sketched_step(X, S, G, coef, finite=None):
+    """x ← x − γ S g for R trajectories in place, and which columns stayed finite.
+
+    Parameters
+    ----------
+    X : ndarray of shape (d, R)
+        Iterates, updated in place.
+    S, G : ndarray of shape (d, R)
+        Sketch diagonals and gradients at the sparse models.
+    coef : ndarray of shape (R,)
+        Step size of each trajectory (0 for a trajectory that must not move).
+    finite : ndarray of shape (R,) of bool, optional
+        Receives whether each column of the new X is all finite.
+
+    Returns
+    -------
+    ndarray of shape (R,) of bool
+        ``finite``.  X gets the same bits as numpy's ``X -= coef * (S * G)``, in one pass
+        (Algorithm 1 line 4; mast-theory §4).
+    """
+    finite = np.empty(X.shape[1], dtype=bool) if finite is None else finite
+    if ENABLED and all(a.dtype == np.float64 for a in (X, S, G, coef)):
+        _sketched_step(X, S, G, coef, finite)
+    else:
+        X -= coef * (S * G)
+        np.isfinite(X).all(axis=0, out=finite)
+    return finite
+
+
 def warmup():
     """Compile (or load from the disk cache) every kernel; returns the seconds it took."""
     import scipy.sparse as sp
@@ -1368,6 +1576,10 @@ def warmup():
     expit_neg(np.zeros(2))
     log1p(np.zeros(2))
     logloss(np.zeros(2))
+    Z = np.ones((5, 2))
+    sketched_model(Z, Z, Z, np.empty((5, 2)))
+    sketched_step(Z.copy(), Z, Z, np.ones(2))
+    bernoulli_bank(np.zeros((2, 1, 5)), np.ones((2, 5)), np.empty((1, 5, 2)), np.empty((1, 2), dtype=np.int64))
     return time.perf_counter() - t0
 
 
