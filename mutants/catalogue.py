@@ -156,11 +156,12 @@ MUTANTS = (
               "0.5 * self.curvature_bound * self.data_norm_sq / self.n"),)),
     # --- Algorithm 1 (I) ----------------------------------------------------------------------
     Mutant("alg1-no-outer-S", "Algorithm 1 (I)", "x⁺ = x − γ∇f(y): the outer Sᵀ of the sketched gradient lost",
-           (E(DSGD, "dsgd", "X -= (gam * alive) * (S * G)", "X -= (gam * alive) * G"),)),
+           (E(DSGD, "dsgd", "fused.sketched_step(X, S, G, gam * alive, finite)",
+              "fused.sketched_step(X, np.ones_like(S), G, gam * alive, finite)"),)),
     Mutant("alg1-model-not-sketched", "Algorithm 1 (I)", "the forward pass uses x instead of v + S(x − v)",
-           (E(DSGD, "dsgd", "Y = v + S * (X - v)", "Y = X + 0.0 * S"),)),
+           (E(DSGD, "dsgd", "fused.sketched_model(X, v, S, Y)", "fused.sketched_model(X, X, S, Y)"),)),
     Mutant("alg1-shift-ignored", "Algorithm 1 (I)", "the sparse model is S x (the shift v dropped)",
-           (E(DSGD, "dsgd", "Y = v + S * (X - v)", "Y = S * X"),)),
+           (E(DSGD, "dsgd", "fused.sketched_model(X, v, S, Y)", "fused.sketched_model(X, 0.0 * v, S, Y)"),)),
     # --- Algorithm 1 (II) ---------------------------------------------------------------------
     Mutant("alg1II-uniform-weights-1/n", "Algorithm 1 (II) uniform", "minibatch weights 1/n instead of 1/τ",
            (E(ENG, "RowBank._draw", "np.full(rows.shape, 1.0 / tau)", "np.full(rows.shape, 1.0 / self.n)"),)),
