@@ -522,3 +522,30 @@ def test_reused_workspaces_give_fresh_results(rng):
         assert np.array_equal(flat(a), flat(b))
     for a, b in zip(first[::3], fresh["out"]):
         assert np.array_equal(flat(a), flat(b))
+
+
+@pytest.mark.parametrize("n", [300, fused.ROW_SPLIT_MIN + 300])
+@pytest.mark.parametrize("R", [1, 3, 100])
+def test_scale_and_l2_in_the_kernel_pass_are_numpys_bits(rng, n, R):
+    """logistic_grad(scale=, l2=) does G / scale + l2·Y in the kernel's last pass: the same bits
+    as numpy's operations on the plain sums (one and two row chunks, R = 1 path too)."""
+    A = _odd_matrix(rng, n, 19)
+    Y = rng.standard_normal((19, R))
+    G = fused.logistic_grad(A, Y)
+    ref = G / -7.0 + 0.3 * Y
+    assert np.array_equal(fused.logistic_grad(A, Y, scale=-7.0, l2=0.3), ref)
+    assert np.array_equal(fused.logistic_grad(A, Y, 2, scale=-7.0), G / -7.0)
+    assert np.array_equal(fused.logistic_grad(A, Y, l2=0.3), G + 0.3 * Y)
+
+
+def test_objective_gradient_fast_path_is_datafit_plus_penalty(a1a_obj, rng):
+    """LogisticL2.grad (ℓ2 gradient added in the kernel pass) equals datafit.grad + penalty.grad
+    bit for bit; the squared data term (not fused) still adds its penalty."""
+    from mast_cli.core.objective import RidgeL2
+
+    X = rng.standard_normal((a1a_obj.d, 5))
+    assert np.array_equal(a1a_obj.grad(X), a1a_obj.datafit.grad(X) + a1a_obj.penalty.grad(X))
+    assert np.array_equal(a1a_obj.grad(X, threads=2), a1a_obj.datafit.grad(X) + a1a_obj.penalty.grad(X))
+    ridge = RidgeL2(a1a_obj.A, a1a_obj.b, 0.1)
+    assert np.array_equal(ridge.grad(X), ridge.datafit.grad(X) + ridge.penalty.grad(X))
+    assert np.array_equal(ridge.datafit.grad(X, l2=0.1), ridge.datafit.grad(X) + 0.1 * X)

@@ -115,7 +115,7 @@ class Logistic:
                 for s in range(0, self.n, rows)]
         return rows, self._blocks[key]
 
-    def grad(self, X, dtype=None, threads=1):
+    def grad(self, X, dtype=None, threads=1, l2=None):
         """∇φ(x) = −(1/n) Aᵀ(b ⊙ σ(−b ⊙ Ax)), row block by row block (margins stay in cache).
 
         With the fused kernels (:mod:`mast_cli.core.fused`, the default when numba is
@@ -141,6 +141,9 @@ class Logistic:
             Split the R columns into this many groups computed by parallel threads
             (the kernels release the GIL).  Columns are independent, so the result is
             the same, bit for bit, for any value.
+        l2 : float, optional
+            Return ∇φ(x) + l2·x instead (the ℓ2 penalty's gradient added in the same pass
+            by the fused kernels; the same bits as adding ``l2 * X`` afterwards).
 
         Returns
         -------
@@ -154,9 +157,9 @@ class Logistic:
         """
         mixed = dtype is not None and np.dtype(dtype) == np.float32
         if fused.ENABLED and dtype is None:    # one fused pass (core/fused.py), ≤ 1e-12 relative
-            G = fused.logistic_grad(self.Ab, X, groups=threads if threads > 1 else None)
-            G /= -self.n
-            return G
+            return fused.logistic_grad(self.Ab, X, groups=threads if threads > 1 else None, scale=-self.n, l2=l2)
+        if l2 is not None:
+            return self.grad(X, dtype, threads) + l2 * np.asarray(X)
         if csr_matvecs is None or (dtype is not None and not mixed):
             if dtype is not None and not mixed:
                 raise MastError(f"gradient dtype {dtype} is not supported (None or float32)")
@@ -314,6 +317,8 @@ class Squared(Logistic):
         """φ''(z) = 1, elementwise."""
         return np.ones_like(z)
 
-    def grad(self, X, dtype=None, threads=1):
-        """Aᵀ(Ax − b)/n = Abᵀ(z − 1)/n in float64 (``dtype``, ``threads`` accepted, unused)."""
-        return self.back(self.margins(X) - 1.0)
+    def grad(self, X, dtype=None, threads=1, l2=None):
+        """Aᵀ(Ax − b)/n = Abᵀ(z − 1)/n in float64 (``dtype``, ``threads`` accepted, unused),
+        plus l2·x when ``l2`` is given."""
+        G = self.back(self.margins(X) - 1.0)
+        return G if l2 is None else G + l2 * np.asarray(X)

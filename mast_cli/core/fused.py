@@ -1084,6 +1084,20 @@ def _prepared(A):
     return A, (ptr, idx, val), _per_matrix(_PREPARED, A, lambda _: _blocked(ptr, idx, val, n, d))
 
 
+#: id(matrix) -> (weak reference, its arrays, [_prepared(chunk) for its row chunks], shape)
+_PREPARED_CHUNKS = {}
+
+
+def _prepared_chunks(A):
+    """[:func:`_prepared` (C) for C in :func:`_row_chunks` (A)], cached per matrix for split
+    matrices (:func:`_per_matrix`; the entry holds the chunks, not A): one lookup per kernel
+    call instead of one per chunk."""
+    A = _as_csr(A)
+    if A.shape[0] < ROW_SPLIT_MIN:                  # one chunk, A itself: not kept (it would keep A alive)
+        return [_prepared(A)]
+    return _per_matrix(_PREPARED_CHUNKS, A, lambda A: [_prepared(C) for C in _row_chunks(A)])
+
+
 def _cols(Y):
     """(Y as a C-contiguous float64 (d, R) array, whether Y was one vector (d,)).
 
@@ -1300,13 +1314,16 @@ def _workspace(nchunks, d, R, value, grad, k):
     return ws
 
 
-def _run(A, Y, value, grad, groups):
-    A = _as_csr(A)
+def _run(A, Y, value, grad, groups, scale=None, l2=None):
+    """(one, L, G): the loss sums L (R,) and the gradient sums G (d, R) of the logistic pieces,
+    chunk 0 + chunk 1 (+ …) in chunk order; G then divided by ``scale`` and added ``l2``·Y
+    when given (each operation rounded as numpy's ``G /= scale; G + l2 * Y``)."""
     Yc, one = _cols(Y)
     d, R = Yc.shape
+    A = _as_csr(A)
     if A.shape[1] != d:
         raise ValueError(f"A has {A.shape[1]} columns but Y has {d} rows")
-    chunks = [_prepared(C) for C in _row_chunks(A)]
+    chunks = _prepared_chunks(A)
     k = _THREADS if groups is None else max(1, int(groups))
 
     if R == 1 and csr_matvec is not None:
@@ -1333,29 +1350,39 @@ def _run(A, Y, value, grad, groups):
             L += Ls[c]
             if grad:
                 G += Gs[c]
+        if grad and scale is not None:
+            G /= scale
+        if grad and l2 is not None:
+            G = G + l2 * Yc
         return one, L, G
 
     # the chunks in parallel first, then column groups within each; every slice of columns
     # run on a 64-byte aligned padded copy (_padded_width), shared by the chunks
     ws = _workspace(len(chunks), d, R, value, grad, k)
     for (a, wa, _), Yp in zip(ws.slices, ws.Y):
-        Yp[:, :wa] = Yc[:, a:a + wa]
+        _copy_in(Yc, a, Yp, wa)
     ws.run(chunks, k)
-    # chunk 0 + chunk 1 (+ …), in chunk order
-    G = np.empty((d, R)) if grad else np.zeros((1, 1))
     L = np.empty(R)
     for q, (a, wa, _) in enumerate(ws.slices):
         L[a:a + wa] = ws.L[0][q][:wa]
-        if grad:
-            G[:, a:a + wa] = ws.G[0][q][:, :wa]
         for c in range(1, len(chunks)):
             L[a:a + wa] += ws.L[c][q][:wa]
-            if grad:
-                G[:, a:a + wa] += ws.G[c][q][:, :wa]
+    if not grad:
+        return one, L, np.zeros((1, 1))
+    G = np.empty((d, R))
+    two = len(chunks) == 2
+    for q, (a, wa, _) in enumerate(ws.slices):
+        G0 = ws.G[0][q]
+        if len(chunks) > 2:                       # not made by _row_chunks; kept general
+            G0 = G0.copy()
+            for c in range(1, len(chunks)):
+                G0 += ws.G[c][q]
+        _finish(G0, ws.G[1][q] if two else G0, two, a, wa, 1.0 if scale is None else float(scale),
+                scale is not None, 0.0 if l2 is None else float(l2), Yc, l2 is not None, G)
     return one, L, G
 
 
-def logistic_grad(A, Y, groups=None):
+def logistic_grad(A, Y, groups=None, scale=None, l2=None):
     """Σ_i a_i / (1 + exp(a_iᵀ y_r)) for every column y_r: the data gradient times −n.
 
     Parameters
@@ -1366,12 +1393,17 @@ def logistic_grad(A, Y, groups=None):
     groups : int, optional
         Threads (row chunks, then column groups); :func:`threads` by default.  The result
         is the same bits for any value.
+    scale : float, optional
+        Divide the sums by this (−n gives the data term's gradient, mast-theory §3.2).
+    l2 : float, optional
+        Then add l2·y (the ℓ2 penalty's gradient λy).  Both in the same pass, each
+        operation rounded as numpy's ``G /= scale; G + l2 * Y`` (the same bits).
 
     Returns
     -------
     ndarray (d,) or (d, R)
     """
-    one, _, G = _run(A, Y, False, True, groups)
+    one, _, G = _run(A, Y, False, True, groups, scale, l2)
     return G[:, 0] if one else G
 
 
@@ -1442,6 +1474,26 @@ def logistic_grad_rows(A, rows, cols, weights, Y):
 
 
 if numba is not None:
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def _copy_in(Yc, a, Yp, wa):
+        d = Yc.shape[0]
+        for j in range(d):
+            for c in range(wa):
+                Yp[j, c] = Yc[j, a + c]
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def _finish(G0, G1, two, a, wa, scale, do_scale, lam, Y, do_l2, out):
+        # out[:, a + c] = ((G0 + G1) / scale) + lam·Y, each operation rounded as numpy's
+        d = G0.shape[0]
+        for j in range(d):
+            for c in range(wa):
+                g = G0[j, c] + G1[j, c] if two else G0[j, c]
+                if do_scale:
+                    g = g / scale
+                if do_l2:
+                    g = g + lam * Y[j, a + c]
+                out[j, a + c] = g
+
     @njit(cache=True, nogil=True, error_model="numpy")
     def _sketched_model(X, v, S, Y):
         d, R = X.shape

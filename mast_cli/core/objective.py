@@ -115,6 +115,9 @@ class LogisticObjective:
         threads : int, default=1
             Column groups computed by parallel threads (same bits for any value).
         """
+        if type(self.penalty) is L2 and dtype is None and self.datafit.fused_ok:
+            # the ℓ2 gradient λx added in the data term's pass (the same bits as below)
+            return self.datafit.grad(X, dtype, threads, l2=self.penalty.lam)
         return self.datafit.grad(X, dtype, threads) + self.penalty.grad(X)
 
     def hessp(self, x, U):
