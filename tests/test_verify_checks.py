@@ -154,9 +154,40 @@ def test_bonferroni_groups_split_the_level_over_the_rows_of_a_group():
                      applicable=False)
     assert bonferroni_groups(rows + [other, alone, na]) == {"sampler": 3, "other": 1}
     for r, t in zip(rows, tests):
-        assert r.bound == pytest.approx(norm.isf(0.01 / (3 * t)), rel=1e-12) and "3 sampler rows" in r.notes
+        assert r.bound == pytest.approx(norm.isf(0.01 / (3 * t)), rel=1e-12) and "3 distinct sampler rows" in r.notes
     assert other.bound == pytest.approx(norm.isf(0.01 / 4), rel=1e-12)
     assert alone.bound == 3.0 and na.bound == 3.0
+
+
+def test_bonferroni_groups_count_a_repeated_test_once_and_correct_t_and_rate_rows():
+    """A statistic repeated at every sketch level (same key, same value) is one test; a t-test row
+    gets Student's quantile; a rate row (mean ± se at every logged t) gets the corrected z and its
+    verdict follows z_excess (references: scipy's quantiles directly)."""
+    from scipy.stats import norm
+    from scipy.stats import t as student_t
+
+    from mast_cli.verify.result import GROUP, bonferroni_groups
+
+    def z(check, obs, tests, **kw):
+        return CheckResult(check, "s", obs, 3.0, kind="stochastic", bonferroni_group=GROUP, bonferroni_tests=tests, **kw)
+
+    rep = [z("minibatch-uniform-rate", 1.25, 24, bonferroni_key="mb"),      # level 1
+           z("minibatch-uniform-rate", 1.25, 24, bonferroni_key="mb")]      # level 2: the same draws
+    moved = z("minibatch-uniform-rate", 2.5, 24, bonferroni_key="mb")      # same key, another value: its own
+    tt = z("exact-mean", 2.0, 320, bonferroni_df=31)
+    near = CheckResult("thm2", "s", 0.1, 1.0, kind="stochastic", se=0.01, z=3.3, z_excess=3.5,
+                       violated_at_some_t=True, bonferroni_group=GROUP, bonferroni_tests=21)
+    far = CheckResult("thm3", "s", 0.1, 1.0, kind="stochastic", se=0.01, z=3.3, z_excess=9.0,
+                      violated_at_some_t=True, bonferroni_group=GROUP, bonferroni_tests=21)
+    assert near.violated and far.violated                              # at the rows' own z = 3.3
+    assert bonferroni_groups(rep + [moved, tt, near, far]) == {GROUP: 5}
+    for r in rep + [moved]:
+        assert r.bound == pytest.approx(norm.isf(0.01 / (24 * 5)), rel=1e-12)
+    assert tt.bound == pytest.approx(student_t.isf(0.01 / (320 * 5), 31), rel=1e-12)
+    zr = norm.isf(0.01 / (21 * 5))                                     # ≈ 3.73: between 3.5 and 9
+    for r in (near, far):
+        assert r.z == pytest.approx(zr, rel=1e-12) and r.bound == 1.0
+    assert not near.violated and not near.violated_at_some_t and far.violated and far.verdict == "VIOLATED"
 
 
 def test_sampler_rows_of_a_run_share_one_family_wise_level():
@@ -165,7 +196,7 @@ def test_sampler_rows_of_a_run_share_one_family_wise_level():
 
     out, _ = _run(["sketch-mean", "sketch-second-moment", "sketch-support", "sketch-other-level"],
                   sketches=("rand-k", "bernoulli"))
-    group = [r for r in out["rows"] if r.bonferroni_group == "sampler"]
+    group = [r for r in out["rows"] if r.bonferroni_group == "stochastic"]
     # per sketch: mean, second moment; at its second level also the cross moment; Bernoulli's
     # keep rate at both levels
     assert len(group) == 2 * (2 + 3) + 2

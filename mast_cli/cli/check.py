@@ -45,7 +45,8 @@ def verify(ctx, dataset, lam, objective, sketch, p, k, workers, sigma, sparsity,
     Prints one table per sketch level, `check | observed | bound | power | slack | verdict` (under
     100 columns; statements and notes are in OUT/verify.csv), and writes OUT/verify.csv and
     OUT/verify.json.  A stochastic (rate) check is violated only when its mean
-    over seeds exceeds the bound beyond a one-sided 99% confidence interval.  Examples:
+    over seeds exceeds the bound beyond a one-sided confidence interval; all the stochastic
+    rows of a run are one family-wise 99% family (Bonferroni).  Examples:
 
     \b
         mast verify -d a1a --quick

@@ -31,7 +31,7 @@ def run_battery(prob, sketch, cfg, progress=None, checks=None):
     Returns
     -------
     rows : list of CheckResult
-        Rows of a multiple-testing group (the sampler z-tests) still carry their own 99%
+        Rows of the multiple-testing group (every stochastic row) still carry their own 99%
         critical values; :func:`verify_dataset` corrects them over all its levels.
     info : dict
         Reference quantities (:meth:`Reference.summary`) and what the checks added (e.g. the
@@ -103,7 +103,9 @@ def verify_dataset(cfg, progress=None):
         multiple-testing group corrected over the whole run, :func:`~.result.bonferroni_groups`),
         ``sweep`` (one dict per sketch level: reference quantities with N and standard errors,
         measured and predicted contraction), ``violated`` (count), ``uninformative`` (count),
-        ``failed`` (violated + uninformative), ``wall_time_s``.
+        ``failed`` (violated + uninformative), ``confidence`` (0.99, family-wise over all the
+        stochastic rows), ``family_tests`` (the distinct stochastic rows the level is split over),
+        ``wall_time_s``.
 
     Raises
     ------
@@ -128,8 +130,8 @@ def verify_dataset(cfg, progress=None):
         info["sparsity_level"] = s
         rows.extend(r)
         sweep.append(info)
-    # the sampler z-tests of every level and family: one family-wise 99% group (Bonferroni over rows)
-    bonferroni_groups(rows)
+    # every stochastic row of every level and family: one family-wise 99% group (Bonferroni over tests)
+    family = bonferroni_groups(rows)
     return {
         "config": asdict(cfg),
         "dataset": {"name": prob.name, "n": int(prob.obj.n), "d": int(prob.obj.d),
@@ -141,5 +143,6 @@ def verify_dataset(cfg, progress=None):
         "failed": int(sum(r.failed for r in rows)),
         "confidence": 0.99,
         "z": Z99,
+        "family_tests": int(sum(family.values())),
         "wall_time_s": time.perf_counter() - t0,
     }

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .result import CheckResult, MIN_POWER, z_bonferroni
+from .result import GROUP, CheckResult, MIN_POWER, z_bonferroni, z_excess
 
 __all__ = ["TARGET_POWER", "T_CAP", "LOG_POINTS", "linear_horizon", "far_start", "logged_check",
            "min_over_t_check", "auto_lambda", "KAPPA_TARGET"]
@@ -105,24 +105,31 @@ def logged_check(check_id, statement, iterations, metric, bounds, null, what, no
     -------
     CheckResult
         Reported at the last logged t (where the power is largest); ``violated_at_some_t`` is
-        set when mean − z·se > bound at any logged t, z Bonferroni-corrected over the L points.
+        set when mean − z·se > bound at any logged t, z Bonferroni-corrected over the L points;
+        ``z_excess`` = max over t of (mean − bound)/se, so the row is violated iff z_excess > z.
+        The row is in the run's multiple-testing group (L one-sided tests), whose correction
+        raises z (:func:`~mast_cli.verify.result.bonferroni_groups`).
     """
     R = metric.shape[1]
     bad = ~np.all(np.isfinite(metric), axis=0)
     T = int(iterations[-1])
+    L = len(iterations)
     if bad.any():
         return CheckResult(check_id, statement, math.inf, float(bounds[-1]), kind="stochastic", samples=R,
-                           null=null, t=T, notes=f"{int(bad.sum())} of {R} {what} trajectories diverged")
+                           null=null, t=T, z_excess=math.inf, bonferroni_group=GROUP, bonferroni_tests=L,
+                           notes=f"{int(bad.sum())} of {R} {what} trajectories diverged")
     means = metric.mean(axis=1)
     ses = metric.std(axis=1, ddof=1) / math.sqrt(R)
-    z = z_bonferroni(len(iterations))
+    z = z_bonferroni(L)
     # floating-point slack: at t = 0 the statistic equals the bound's ρ⁰r₀ term up to rounding
-    over = means - z * ses > bounds + 1e-12 * np.maximum(np.abs(bounds), abs(float(null)))
-    first = int(np.argmax(over)) if over.any() else -1
-    note = (f"violated at t = {int(iterations[first])} (mean {means[first]:.4g} ± {ses[first]:.2g} > bound "
-            f"{bounds[first]:.4g}); " if first >= 0 else "") + f"checked at {len(iterations)} logged t, z = {z:.3f}"
+    exc = z_excess(means, ses, bounds, 1e-12 * np.maximum(np.abs(bounds), abs(float(null))))
+    k = int(np.argmax(exc))
+    note = (f"largest (mean − bound)/se over the {L} logged t: {exc[k]:.4g} at t = {int(iterations[k])} "
+            f"(mean {means[k]:.4g} ± {ses[k]:.2g}, bound {bounds[k]:.4g}; violated when > z); "
+            f"z = {z:.3f} for the {L} logged t")
     return CheckResult(check_id, statement, float(means[-1]), float(bounds[-1]), kind="stochastic", se=float(ses[-1]),
-                       samples=R, null=float(null), z=z, t=T, violated_at_some_t=bool(over.any()),
+                       samples=R, null=float(null), z=z, t=T, violated_at_some_t=bool(exc[k] > z),
+                       z_excess=float(exc[k]), bonferroni_group=GROUP, bonferroni_tests=L,
                        notes=note + (f"; {notes}" if notes else ""))
 
 
@@ -131,29 +138,36 @@ def min_over_t_check(check_id, statement, iterations, metric, bound_of_T, null, 
     horizon T' ≤ T with the step chosen for T, since the step condition only gets looser).
 
     A horizon T' is violated when mean − z·se > bound(T') at *every* logged t < T' (z
-    Bonferroni-corrected over the logged t).  The row reports the final horizon T, the
-    logged t < T with the smallest mean − z·se, and null = the statistic at x⁰ (γ = 0).
+    Bonferroni-corrected over the logged t), i.e. when z < min_{t<T'} (mean_t − bound(T'))/se_t;
+    ``z_excess`` is the largest of these over T', so the row is violated iff z_excess > z (the
+    run's group correction raises z, :func:`~mast_cli.verify.result.bonferroni_groups`).  The row
+    reports the final horizon T, the logged t < T with the smallest mean − z·se, and null = the
+    statistic at x⁰ (γ = 0).
     """
     R = metric.shape[1]
     T = int(iterations[-1])
+    L = len(iterations)
     if not np.all(np.isfinite(metric)):
         return CheckResult(check_id, statement, math.inf, float(bound_of_T(T)), kind="stochastic", samples=R,
-                           null=null, t=T, notes="diverged")
+                           null=null, t=T, z_excess=math.inf, bonferroni_group=GROUP, bonferroni_tests=L,
+                           notes="diverged")
     means = metric.mean(axis=1)
     ses = metric.std(axis=1, ddof=1) / math.sqrt(R)
-    z = z_bonferroni(len(iterations))
+    z = z_bonferroni(L)
     low = means - z * ses
-    run_min = np.minimum.accumulate(low)
-    viol = []
-    for k in range(1, len(iterations)):
+    best, best_T = -math.inf, int(iterations[1]) if L > 1 else T
+    for k in range(1, L):
         Tp = int(iterations[k])
         b = float(bound_of_T(Tp))
-        if run_min[k - 1] > b + 1e-12 * abs(b):
-            viol.append(Tp)
+        e = float(np.min(z_excess(means[:k], ses[:k], b, 1e-12 * abs(b))))
+        if e > best:
+            best, best_T = e, Tp
     keep = iterations < T
     k = int(np.argmin(low[keep]))
-    note = (f"violated for horizons T' = {viol[:3]}{'…' if len(viol) > 3 else ''}; " if viol else "") + \
-        f"min at t = {int(iterations[keep][k])}; checked for {len(iterations) - 1} horizons, z = {z:.3f}"
+    note = (f"largest over the horizons T' of min_t<T' (mean − bound(T'))/se: {best:.4g} at T' = {best_T} "
+            f"(violated when > z); min at t = {int(iterations[keep][k])}; checked for {L - 1} horizons, "
+            f"z = {z:.3f} for the {L} logged t")
     return CheckResult(check_id, statement, float(means[keep][k]), float(bound_of_T(T)), kind="stochastic",
-                       se=float(ses[keep][k]), samples=R, null=float(null), z=z, t=T, violated_at_some_t=bool(viol),
+                       se=float(ses[keep][k]), samples=R, null=float(null), z=z, t=T,
+                       violated_at_some_t=bool(best > z), z_excess=best, bonferroni_group=GROUP, bonferroni_tests=L,
                        notes=note + (f"; {notes}" if notes else ""))

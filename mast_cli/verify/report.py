@@ -79,9 +79,14 @@ def format_table(result):
                          f"{s.get('rho_predicted', float('nan')):>12.8f}")
     lines += _check_tables(result["rows"])
     lines.append("")
+    fam = result.get("family_tests")
     lines += _wrap(f"* stochastic: mean ± standard error over R={cfg['seeds']} seeds; violated only when the "
-                   f"observed mean exceeds the bound beyond a one-sided 99% confidence interval "
-                   f"(mean − {Z99:.3f}·se > bound). Exact checks: violated when observed > bound + "
+                   f"observed mean exceeds the bound beyond a one-sided confidence interval "
+                   f"(mean − z·se > bound at some logged t; z in the notes, {Z99:.3f} for one test). The other "
+                   f"stochastic rows are z- or t-tests (observed = largest |z|, bound = critical value). "
+                   + (f"All stochastic rows are one family, Bonferroni over its {fam} distinct tests: on a "
+                      f"correct product any of them fires with probability ≤ 1% (family-wise 99%). " if fam else "")
+                   + f"Exact checks: violated when observed > bound + "
                    f"{EXACT_RTOL:g}·scale (floating point). slack = bound/observed.")
     lines += _wrap(f"rate checks: power = null/bound, null = the statistic of a do-nothing algorithm (γ = 0); "
                    f"power < {MIN_POWER:g} is 'uninformative' and fails the battery. Each check's statement, "

@@ -9,9 +9,10 @@ A :class:`CheckResult` reads "observed ≤ bound".  ``kind`` says how it is deci
   over the logged t when the statement is checked at every logged t: ``z`` is stored on
   the row).
 
-Rows of a multiple-testing group (``bonferroni_group``, e.g. the sampler z-tests) share one
-family-wise 99% level over a whole ``mast verify`` run: :func:`bonferroni_groups` sets their
-bounds (Bonferroni over the rows of the group).
+Rows of a multiple-testing group (``bonferroni_group``; in ``mast verify`` every stochastic
+row is in the one group :data:`GROUP`) share one family-wise 99% level over a whole run:
+:func:`bonferroni_groups` sets their critical values (Bonferroni over the distinct tests of the
+group), so that on a correct product *any* stochastic row fires with probability ≤ 1%.
 
 Rate checks also carry ``null``, the value the statistic takes for an algorithm that does
 not move (γ = 0), and ``power`` = null / bound.  A rate check with power < 2 cannot tell a
@@ -26,9 +27,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
-__all__ = ["Z99", "EXACT_RTOL", "FD_TOL", "MIN_POWER", "CheckResult", "z_bonferroni", "bonferroni_groups",
-           "mean_se", "stochastic_final", "stochastic_min"]
+__all__ = ["Z99", "EXACT_RTOL", "FD_TOL", "MIN_POWER", "GROUP", "CheckResult", "z_bonferroni", "bonferroni_groups",
+           "critical_value", "z_excess", "mean_se", "stochastic_final", "stochastic_min"]
 
 #: One-sided 99% normal quantile.
 Z99 = 2.3263478740408408
@@ -38,6 +40,9 @@ EXACT_RTOL = 1e-9
 FD_TOL = 1e-6
 #: Smallest power (null / bound) for a rate check to count as informative.
 MIN_POWER = 2.0
+#: The multiple-testing group of every stochastic row of a ``mast verify`` run (one family-wise
+#: 99% level for all of them, :func:`bonferroni_groups`).
+GROUP = "stochastic"
 
 
 def z_bonferroni(m, level=0.99):
@@ -49,16 +54,52 @@ def z_bonferroni(m, level=0.99):
     return Z99 if m == 1 and level == 0.99 else float(norm.isf((1.0 - level) / m))
 
 
-def bonferroni_groups(rows, level=0.99):
-    """Give the rows of each multiple-testing group one family-wise level (Bonferroni over rows).
+def critical_value(m, df=0, level=0.99):
+    """Critical value of m simultaneous one-sided tests at family-wise level ``level``.
 
-    A row of group g (``bonferroni_group`` = g, applicable) is a z-test whose observed value is a
-    largest |z|, decided by ``observed > bound``.  With K_g such rows in ``rows``, each row's bound
-    becomes the critical value for ``bonferroni_tests × K_g`` one-sided tests,
-    z = Φ⁻¹(1 − (1 − level)/(bonferroni_tests · K_g)), so that under the null the probability
-    that *any* row of the group fires is at most 1 − level (union bound), instead of up to
-    K_g (1 − level) when every row is a test at ``level`` on its own.  Rows outside a group are
-    untouched.  Call once, on all the rows of a run (the notes say K_g).
+    df = 0: the normal quantile :func:`z_bonferroni`; df ≥ 1: Student's t_df quantile
+    t_df⁻¹(1 − (1 − level)/m) (the ``exact-*`` rows, means over R seeds: df = R − 1).
+    """
+    if df <= 0:
+        return z_bonferroni(m, level)
+    return float(student_t.isf((1.0 - level) / max(1, int(m)), int(df)))
+
+
+def z_excess(means, ses, bounds, tol=0.0):
+    """Largest z at which "mean − z·se > bound + tol" still holds, per point: (mean − bound − tol)/se.
+
+    A point with se = 0 gives +inf when mean > bound + tol (violated at every z), −inf otherwise.
+    The row rule "violated when mean − z·se > bound + tol" is then "violated when the excess > z".
+    Arrays broadcast; returns a float ndarray.
+    """
+    means, ses = np.asarray(means, dtype=np.float64), np.asarray(ses, dtype=np.float64)
+    diff = means - np.asarray(bounds, dtype=np.float64) - tol
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ses > 0, diff / np.where(ses > 0, ses, 1.0), np.where(diff > 0, math.inf, -math.inf))
+
+
+def bonferroni_groups(rows, level=0.99):
+    """Give the rows of each multiple-testing group one family-wise level (Bonferroni over tests).
+
+    A row of group g (``bonferroni_group`` = g, applicable) is a test made of
+    ``bonferroni_tests`` one-sided comparisons (its coordinates × 2 sides, or its logged t).
+    With K_g distinct such rows in ``rows``, each row's critical value becomes the one for
+    ``bonferroni_tests × K_g`` one-sided tests (:func:`critical_value`: normal, or Student's t
+    with ``bonferroni_df`` degrees of freedom), so that under the null the probability that *any*
+    row of the group fires is at most 1 − level (union bound), instead of up to K_g (1 − level)
+    when every row is a test at ``level`` on its own.  The critical value goes where the row's
+    rule reads it:
+
+    * a z- or t-test row (observed = a largest |z| or |t|, violated when observed > bound):
+      ``bound``;
+    * a mean ± se row with ``z_excess`` set (rate statements at every logged t, violated when
+      mean − z·se > bound at some t, i.e. when ``z_excess`` > z): ``z``, and
+      ``violated_at_some_t`` is recomputed.
+
+    Rows that repeat another row's test (the same ``bonferroni_key`` and the same observed value:
+    a statistic that does not depend on the sketch level, computed again at every level) count
+    once in K_g; their union is one event.  Rows outside a group are untouched.  Call once, on all
+    the rows of a run (the notes say K_g).
 
     Parameters
     ----------
@@ -69,7 +110,7 @@ def bonferroni_groups(rows, level=0.99):
     Returns
     -------
     dict
-        group -> K_g, the number of rows corrected.
+        group -> K_g, the number of distinct tests the level was split over.
 
     Raises
     ------
@@ -80,16 +121,28 @@ def bonferroni_groups(rows, level=0.99):
     for r in rows:
         if r.bonferroni_group and r.applicable:
             groups.setdefault(r.bonferroni_group, []).append(r)
+    out = {}
     for g, members in groups.items():
-        K = len(members)
+        distinct = {(r.bonferroni_key, repr(float(r.observed))) if r.bonferroni_key else ("", id(r))
+                    for r in members}
+        K = len(distinct)
         for r in members:
             if r.bonferroni_tests < 1:
                 raise ValueError(f"row {r.check} of group {g} has bonferroni_tests={r.bonferroni_tests}")
-            r.bound = z_bonferroni(r.bonferroni_tests * K, level)
+            crit = critical_value(r.bonferroni_tests * K, r.bonferroni_df, level)
+            dist = f"t_{r.bonferroni_df}" if r.bonferroni_df > 0 else "normal"
+            if math.isnan(r.z_excess):
+                r.bound = crit
+                what = f"critical value ({dist})"
+            else:
+                r.z = crit
+                r.violated_at_some_t = bool(r.z_excess > crit)
+                what = f"z = {crit:.3f}"
             r.notes = (f"{r.notes}; " if r.notes else "") + (
-                f"critical value for {r.bonferroni_tests} × {K} one-sided tests: {K} {g} rows in this run, "
-                f"family-wise {level:.0%}")
-    return {g: len(m) for g, m in groups.items()}
+                f"in this run: {what} for {r.bonferroni_tests} × {K} one-sided tests ({K} distinct {g} rows, "
+                f"family-wise {level:.0%})")
+        out[g] = K
+    return out
 
 
 @dataclass
@@ -126,11 +179,19 @@ class CheckResult:
     #: True when a violation was found at some logged t (possibly not the one reported)
     violated_at_some_t: bool = False
     #: multiple-testing group ("" = none): the rows of one group in a ``mast verify`` run share a
-    #: family-wise 99% level (:func:`bonferroni_groups` sets their bounds)
+    #: family-wise 99% level (:func:`bonferroni_groups` sets their critical values)
     bonferroni_group: str = ""
-    #: one-sided tests the row's own critical value covers (its coordinates × 2 sides); the
-    #: group's correction multiplies it by the number of rows in the group
+    #: one-sided tests the row's own critical value covers (its coordinates × 2 sides, or its
+    #: logged t); the group's correction multiplies it by the number of distinct rows in the group
     bonferroni_tests: int = 0
+    #: rows of a group with the same key and the same observed value are one test (a statistic
+    #: that does not depend on the sketch level, repeated at every level); "" = the row's own
+    bonferroni_key: str = ""
+    #: degrees of freedom of a Student-t row (0: normal critical values)
+    bonferroni_df: int = 0
+    #: mean ± se rows checked at several t: the largest z at which the row is still violated
+    #: (violated iff z_excess > z); NaN for other rows
+    z_excess: float = float("nan")
 
     @property
     def is_rate(self):
@@ -158,6 +219,8 @@ class CheckResult:
         if not np.isfinite(self.observed):
             return True
         if self.kind == "stochastic":
+            if not math.isnan(self.z_excess):       # every logged t, the rule at the row's z
+                return bool(self.z_excess > self.z)
             return bool(self.observed - self.z * self.se > self.bound)
         return bool(self.observed > self.bound + self.tol)
 
@@ -189,7 +252,7 @@ class CheckResult:
         out = asdict(self)
         out.update(slack=_num(self.slack), verdict=self.verdict, observed=_num(self.observed),
                    bound=_num(self.bound), se=_num(self.se), null=_num(self.null), power=_num(self.power),
-                   z=_num(self.z))
+                   z=_num(self.z), z_excess=_num(self.z_excess))
         return out
 
 

@@ -89,8 +89,8 @@ def worker_independence(ctx):
     """Algorithm 2's joint law with independent workers (``WorkerSketches(D, M).sample``, what the
     engine draws): E[s_i] = 1 for every worker, and E[s_{i,k} s_{j,k}] = E[s_i]E[s_j] = 1 for
     workers i ≠ j (independent, unbiased sketches), per coordinate k.  Two-sided z-tests on the
-    sample means, Bonferroni over all comparisons and over the run's other sampler z-tests
-    (group ``sampler``, family-wise 99%).  Workers sharing a stream or
+    sample means, Bonferroni over all comparisons and over the run's other stochastic rows
+    (group ``stochastic``, family-wise 99%).  Workers sharing a stream or
     a seed make s_i = s_j and E[s_{i,k} s_{j,k}] = E[s_k²] = 1 + P_kk > 1."""
     from ...algorithms import WorkerSketches
     from ...core.sketches import PermK

@@ -8,7 +8,7 @@ enumerated (weights w_k), the engines are run for one step from a fixed point:
 * Algorithm 1 (II) (uniform minibatches without replacement, and importance sampling
   q_i ∝ L_i with weights 1/(n q_i τ)): for each sketch, R seeds draw the minibatches; the
   expectation over sketches is exact (weights w_k), over minibatches Monte Carlo: a two-sided
-  z-test per coordinate (Bonferroni, 99%) of E[x − x⁺]/γ against ∇f_D(x) = Σ_k w_k ∇f_{S_k}(x);
+  z-test per coordinate (Bonferroni) of E[x − x⁺]/γ against ∇f_D(x) = Σ_k w_k ∇f_{S_k}(x);
 * Algorithm 2 (M = 2 workers, independent sketches: every pair of sketches; Perm-K with
   M = 4 ∤ 6: every joint draw of ``WorkerSketches.enumerate``): exact; the expected step
   must equal ∇F(x) to 1e-10 relative;
@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
-from ..result import CheckResult, z_bonferroni
+from ..result import GROUP, CheckResult, z_bonferroni
 
 __all__ = ["tiny_problem", "unbiased_II_uniform", "unbiased_II_importance", "unbiased_alg2", "unbiased_alg2_permk",
            "unbiased_alg3", "tiny_applies"]
@@ -106,7 +106,8 @@ def _minibatch(ctx, sampling, check_id):
         "importance sampling q_i ∝ L_i, weights 1/(n q_i τ)"
     return CheckResult(check_id, f"Alg. 1 (II), {what}: E[g] = ∇f_D(x) (tiny problem, all sketches enumerated)",
                        float(z[k]), crit, kind="stochastic", samples=R * S.shape[0], recon=False,
-                       notes=f"max |z| over {obj.d} coordinates (two-sided 99%, Bonferroni) at {k}: "
+                       bonferroni_group=GROUP, bonferroni_tests=2 * obj.d,
+                       notes=f"max |z| over {obj.d} coordinates (two-sided, Bonferroni) at {k}: "
                              f"{est[k]:.6g} ± {se[k]:.2g} vs {ref[k]:.6g}; τ = {TAU}, n = {obj.n}, "
                              f"{S.shape[0]} sketches × {R} seeds")
 
@@ -197,6 +198,6 @@ def unbiased_alg3(ctx):
     k = int(np.argmax(z))
     return CheckResult("unbiased-alg3", "Alg. 3 (b = N): E_j[∇f_{S_j}(x) − ∇f_{S_j}(w) + ∇f_pool(w)] = ∇f_pool(x) "
                        "(tiny problem, second step)", float(z[k]), z_bonferroni(2 * obj.d), kind="stochastic",
-                       samples=R, recon=False,
+                       samples=R, recon=False, bonferroni_group=GROUP, bonferroni_tests=2 * obj.d,
                        notes=f"max |z| over {obj.d} coordinates at {k}: {est[k]:.6g} ± {se[k]:.2g} vs {ref[k]:.6g}; "
                              f"pool = all {S.shape[0]} sketches, {R} seeds")

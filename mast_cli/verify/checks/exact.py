@@ -14,7 +14,9 @@ Statistics (both rows report observed = the largest |t|, bound = the critical va
   displacement E[x^T] − x⁰ and 7 Gaussian directions) and every logged t ≥ 1, Student's
   t_{k,t} = ⟨x̄^t − E[x^t], u_k⟩ / (s_{k,t}/√R), s the sample standard deviation over the R
   seeds; the row fails when max |t_{k,t}| exceeds the two-sided t_{R−1} quantile at level
-  0.01/(K·L) (Bonferroni over the K·L tests: family-wise false-alarm rate ≤ 1%).
+  0.01/(K·L) (Bonferroni over the K·L tests); in a ``mast verify`` run the level is split further
+  over all the run's stochastic rows (:func:`~mast_cli.verify.result.bonferroni_groups`, Student
+  t_{R−1} quantiles), so that any of them fires on a correct product with probability ≤ 1%.
   A projection with s = 0 (deterministic, e.g. S ≡ I) must match to 1e-9 relative.
 * ``exact-second-moment`` (Algorithm 1 (I)): t_t = (mean_r ‖x_r^t − x*_D‖² − tr(P_t))/(s_t/√R)
   at every logged t ≥ 1, two-sided t_{R−1} quantile at level 0.01/L (Bonferroni over t).
@@ -35,7 +37,7 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from ...core import theory
-from ..result import CheckResult
+from ..result import GROUP, CheckResult
 
 __all__ = ["exact_mean", "exact_second_moment", "thm2_exact", "is_quadratic", "draw_tightness",
            "EXACT_SEEDS", "DIRECTIONS", "LEVEL"]
@@ -124,9 +126,10 @@ def _mean_row(ctx, label, run, quad, x0, gam, what):
     L = int(np.sum(h.iterations >= 1))
     crit = _critical(R, DIRECTIONS * L)
     return CheckResult("exact-mean", f"{label}: mean of R runs of x^t = E[x^t] (exact GD on f_D) at every "
-                       f"logged t, two-sided 99% (Bonferroni over {DIRECTIONS}×{L})", stat, crit,
-                       kind="stochastic", se=0.0, samples=R, recon=True, notes=f"{what}; {notes}",
-                       null=null, t=tstar)
+                       f"logged t, two-sided (Bonferroni over {DIRECTIONS}×{L} and the run's stochastic rows)",
+                       stat, crit, kind="stochastic", se=0.0, samples=R, recon=True, notes=f"{what}; {notes}",
+                       null=null, t=tstar, bonferroni_group=GROUP, bonferroni_tests=2 * DIRECTIONS * max(1, L),
+                       bonferroni_df=R - 1)
 
 
 def _log_points(T, log_every):
@@ -249,7 +252,7 @@ def _second_moment(ctx):
 def exact_second_moment(ctx):
     """``exact-second-moment``: mean of ‖x^t − x*_D‖² over R seeds vs tr(P_t), two-sided."""
     out = _second_moment(ctx)
-    stmt = "Alg. 1 (I): mean of ‖x^t − x*_D‖² = tr(P_t) (§2.6 recursion) at every logged t, two-sided 99%"
+    stmt = "Alg. 1 (I): mean of ‖x^t − x*_D‖² = tr(P_t) (§2.6 recursion) at every logged t, two-sided"
     if out is None:
         return CheckResult("exact-second-moment", stmt, math.nan, math.nan, kind="stochastic",
                            applicable=False, notes=f"not applicable: d = {ctx.obj.d} makes the recursion too "
@@ -260,6 +263,7 @@ def exact_second_moment(ctx):
     crit = _critical(R, L)
     if out["diverged"]:
         return CheckResult("exact-second-moment", stmt, math.inf, crit, kind="stochastic", samples=R,
+                           bonferroni_group=GROUP, bonferroni_tests=2 * max(1, L), bonferroni_df=R - 1,
                            notes=f"{out['diverged']} trajectories diverged")
     mc, ex = out["mc"][keep], out["exact"][keep]
     stat, k, sd = _max_abs_t(mc, ex, float(np.max(ex)))
@@ -267,8 +271,9 @@ def exact_second_moment(ctx):
         r0 = out["exact"][0]
         null = float(np.max(np.where(sd > 0, np.abs(r0 - ex) / (sd / math.sqrt(R)), 0.0)))
     out_t = int(its[keep][k])
-    return CheckResult("exact-second-moment", stmt + f" (Bonferroni over {L} t)", stat, crit, kind="stochastic",
-                       se=0.0, samples=R, null=null, t=out_t,
+    return CheckResult("exact-second-moment", stmt + f" (Bonferroni over {L} t and the run's stochastic rows)", stat,
+                       crit, kind="stochastic", se=0.0, samples=R, null=null, t=out_t, bonferroni_group=GROUP,
+                       bonferroni_tests=2 * max(1, L), bonferroni_df=R - 1,
                        notes=f"max |t| at t = {out_t}: mean {mc[k].mean():.6g} vs exact {ex[k]:.6g}; "
                              f"{out['law']}; γ = 1/(L_f L_S^max) = {out['gamma']:.4g}")
 

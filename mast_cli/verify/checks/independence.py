@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..context import FixedSketch  # noqa: F401  (re-exported for tests)
-from ..result import CheckResult, z_bonferroni
+from ..result import GROUP, CheckResult, z_bonferroni
 
 __all__ = ["independence", "se_positive"]
 
@@ -51,8 +51,8 @@ def independence(ctx):
         scale = float(np.mean(np.sum(xi * xi, axis=0)))
         rows.append(CheckResult(
             "independence", f"{label}: E⟨ξ_r, ξ_r'⟩ = 0 for seeds r ≠ r' (noise ξ = g − ∇f_pool(x))", z,
-            z_bonferroni(2 * 2), kind="stochastic", samples=m, recon=False,
-            notes=f"|z| of the mean pair product {mean:.3g} ± {se:.2g} (two-sided 99%, Bonferroni over 2); "
+            z_bonferroni(2), kind="stochastic", samples=m, recon=False, bonferroni_group=GROUP, bonferroni_tests=2,
+            notes=f"|z| of the mean pair product {mean:.3g} ± {se:.2g} (two-sided); "
                   f"correlation {mean / scale if scale > 0 else float('nan'):.3g}"))
     return rows
 

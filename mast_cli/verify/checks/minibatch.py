@@ -20,7 +20,9 @@ read exactly from the product's step.  Then, for R one-step trajectories:
   shows), and E[m_i] = τ q_i (z-test per row).
 
 q_i is computed here from c, λ and the closed-form curvature bounds, not from the product.
-The z-tests are two-sided, Bonferroni over the n rows, family-wise 99%.
+The z-tests are two-sided, Bonferroni over the n rows and over the run's other stochastic rows
+(:func:`~mast_cli.verify.result.bonferroni_groups`; the probe does not depend on the sketch, so
+the rows of every sketch level repeat one test and count once).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from ..result import CheckResult, z_bonferroni
+from ..result import GROUP, CheckResult, z_bonferroni
 
 __all__ = ["minibatch_sampling", "probe_applies"]
 
@@ -97,8 +99,9 @@ def minibatch_sampling(ctx):
     zs, k = _z(inc.mean(axis=1) - p, np.full(n, math.sqrt(p * (1 - p) / R)))
     rows.append(CheckResult("minibatch-uniform-rate", f"§5 (II): P(i ∈ B) = τ/n = {p:.4g} for every row",
                             float(zs[k]), z_bonferroni(2 * n), kind="stochastic", samples=R, recon=False,
+                            bonferroni_group=GROUP, bonferroni_tests=2 * n, bonferroni_key="minibatch-uniform-rate",
                             notes=f"max |z| over {n} rows at row {k}: {inc[k].mean():.4f} vs {p:.4f} "
-                                  "(two-sided 99%, Bonferroni)"))
+                                  "(two-sided, Bonferroni)"))
     # --- importance sampling ----------------------------------------------------------------
     r = _ratios(ctx, obj, c, b, "importance", 40_000_000)
     m = r * (n * q * TAU)[:, None]
@@ -114,6 +117,8 @@ def minibatch_sampling(ctx):
     zs, k = _z(mi.mean(axis=1) - TAU * q, np.sqrt(TAU * q * (1 - q) / R))
     rows.append(CheckResult("minibatch-importance-rate", "§5 (II): E[m_i] = τ q_i (rows drawn ∝ L_i)",
                             float(zs[k]), z_bonferroni(2 * n), kind="stochastic", samples=R, recon=False,
+                            bonferroni_group=GROUP, bonferroni_tests=2 * n,
+                            bonferroni_key="minibatch-importance-rate",
                             notes=f"max |z| over {n} rows at row {k}: {mi[k].mean():.4f} vs {TAU * q[k]:.4f} "
-                                  "(two-sided 99%, Bonferroni)"))
+                                  "(two-sided, Bonferroni)"))
     return rows

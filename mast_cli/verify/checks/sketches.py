@@ -6,9 +6,10 @@ These checks draw from the very objects the algorithms draw from (``sketch.sampl
 checks are two-sided z-tests, Bonferroni-corrected over the coordinates / pairs compared:
 the row's ``observed`` is the largest standardized deviation |mean − closed form| / se and its
 ``bound`` the critical value.  All these rows of one ``mast verify`` run (every sketch, level
-and family, and ``alg2-workers``: 30 in a default run) form the multiple-testing group
-``sampler``, family-wise 99%: :func:`~mast_cli.verify.result.bonferroni_groups` sets each
-bound for its comparisons × the number of sampler rows.  (Each row alone is a 99% test; on
+and family, and ``alg2-workers``: 30 in a default run) are in the multiple-testing group of
+every stochastic row of the run (:data:`~mast_cli.verify.result.GROUP`), family-wise 99%:
+:func:`~mast_cli.verify.result.bonferroni_groups` sets each bound for its comparisons × the
+number of distinct stochastic rows.  (Each row alone is a 99% test; on
 heart_scale, 28 such rows at 99% each had some row fire on 69 of 400 seeds of the correct
 product, so the battery failed on 17% of seeds, e.g. seed 0: ``sketch-mean@perm-k:0.8``.)  Where the support is small
 the closed forms are also compared with the exact enumeration (deterministic).
@@ -20,10 +21,7 @@ import math
 
 import numpy as np
 
-from ..result import CheckResult, z_bonferroni
-
-#: The multiple-testing group of the sampler z-tests (see the module docstring).
-GROUP = "sampler"
+from ..result import GROUP, CheckResult, z_bonferroni
 
 __all__ = ["sketch_mean", "sketch_second_moment", "sketch_cross_moment", "sketch_support", "sketch_L_S_max",
            "sketch_enumeration", "pool_constants", "permk_blocks", "sketch_other_level"]
@@ -44,7 +42,7 @@ def _draws(ctx):
     return ctx.cache["sketch_draws"]
 
 
-def _zrow(check_id, statement, dev, se, m, notes=""):
+def _zrow(check_id, statement, dev, se, m, notes="", key=""):
     """Row of a two-sided Bonferroni z-test over len(dev) comparisons, in the group :data:`GROUP`
     (its bound here is the row's own 99% critical value; the run's group correction raises it)."""
     dev, se = np.asarray(dev, dtype=np.float64), np.asarray(se, dtype=np.float64)
@@ -52,7 +50,7 @@ def _zrow(check_id, statement, dev, se, m, notes=""):
     k = int(np.argmax(zs))
     crit = z_bonferroni(2 * zs.size)
     return CheckResult(check_id, statement, float(zs[k]), crit, kind="stochastic", se=0.0, samples=m, recon=False,
-                       bonferroni_group=GROUP, bonferroni_tests=2 * zs.size,
+                       bonferroni_group=GROUP, bonferroni_tests=2 * zs.size, bonferroni_key=key,
                        notes=f"max |z| over {zs.size} comparisons (two-sided, Bonferroni) at index {k}; "
                              f"Monte Carlo, {m} draws of the product's sampler" + (f"; {notes}" if notes else ""))
 
@@ -242,7 +240,8 @@ def permk_blocks(ctx):
     mean = B.mean(axis=0)                                                      # (M, d)
     var = scale[:, None] - 1.0                                                 # E[s²] = d/q_i
     rows.append(_zrow("permk-mean", f"§2.3: E[S_i] = I for every worker of Perm-K (M={M} ∤ d={d})",
-                      (mean - 1.0).ravel(), np.sqrt(np.broadcast_to(var, mean.shape) / m).ravel(), m))
+                      (mean - 1.0).ravel(), np.sqrt(np.broadcast_to(var, mean.shape) / m).ravel(), m,
+                      key="permk-mean"))        # the same draws at every sketch level of a run: one test
     rows[-1].check = "permk-mean"
     return rows
 

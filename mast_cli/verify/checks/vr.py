@@ -138,7 +138,8 @@ def alg3_refresh(ctx):
     * exact: with p = 1 the reference after step t is w = x^t (line "w_{t+1} = x_t"): the
       engine's final ``W`` after T = 3 steps equals the iterate x² of the same seeds' 2-step run;
     * stochastic: with p = 0.2 the number of refreshes over T·R coin flips is Binomial(T·R, p):
-      two-sided z-test at 99%.
+      two-sided z-test, in the run's family-wise 99% group (the coins do not depend on the
+      sketch: the rows of every sketch level with the same count are one test).
     """
     from ... import algorithms
     from .estimators import tiny_problem
@@ -163,9 +164,10 @@ def alg3_refresh(ctx):
     k = float(np.sum(h.extra["refreshes"]))
     m = T * R
     z = abs(k - m * p) / math.sqrt(m * p * (1 - p))
-    from ..result import z_bonferroni
+    from ..result import GROUP, z_bonferroni
 
     rows.append(CheckResult("alg3-refresh-rate", f"§5 Alg. 3: the reference is refreshed with probability p = {p} "
                             "per step", z, z_bonferroni(2), kind="stochastic", samples=m, recon=False,
-                            notes=f"{int(k)} refreshes in {m} steps (expected {m * p:.0f}); |z|, two-sided 99%"))
+                            bonferroni_group=GROUP, bonferroni_tests=2, bonferroni_key="alg3-refresh-rate",
+                            notes=f"{int(k)} refreshes in {m} steps (expected {m * p:.0f}); |z|, two-sided"))
     return rows
