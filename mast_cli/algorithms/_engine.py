@@ -63,26 +63,27 @@ class SketchBank:
             self._bank = np.empty((CHUNK, d, len(sketches)))
             self._nnz = np.empty((CHUNK, len(sketches)), dtype=np.int64)
 
-    def _refill_bernoulli(self):
-        for r, rng in enumerate(self.rngs):
-            rng.random(out=self._uniforms[r])           # = rng.random((CHUNK, d))
-        fused.bernoulli_bank(self._uniforms, self._P, self._bank, self._nnz)
+    def _refill(self):
+        """Draw the next CHUNK steps' sketches of every trajectory into the bank."""
+        if self._uniforms is not None:
+            for r, rng in enumerate(self.rngs):
+                rng.random(out=self._uniforms[r])       # = rng.random((CHUNK, d))
+            fused.bernoulli_bank(self._uniforms, self._P, self._bank, self._nnz)
+            return
+        parts = [self.draw(sk, rng, CHUNK) for sk, rng in zip(self.sketches, self.rngs)]
+        # R arrays (CHUNK, ..., d) -> one C-contiguous (CHUNK, ..., d, R), so that each
+        # step's sketches are one contiguous (…, d, R) block like the iterates; written
+        # trajectory by trajectory (10× faster than a transposing copy of their stack)
+        self._bank = np.empty(parts[0].shape + (len(parts),), dtype=np.result_type(*parts))
+        for r, part in enumerate(parts):
+            self._bank[..., r] = part
+        # nnz per step and trajectory, summed over workers for (CHUNK, M, d, R) banks
+        self._nnz = np.count_nonzero(self._bank.reshape(CHUNK, -1, len(parts)), axis=1)
 
     def next(self):
         """The next step's sketches: array (..., d, R) (last axis = trajectory)."""
-        if self._pos == CHUNK and self._uniforms is not None:
-            self._refill_bernoulli()
-            self._pos = 0
-        elif self._pos == CHUNK:
-            parts = [self.draw(sk, rng, CHUNK) for sk, rng in zip(self.sketches, self.rngs)]
-            # R arrays (CHUNK, ..., d) -> one C-contiguous (CHUNK, ..., d, R), so that each
-            # step's sketches are one contiguous (…, d, R) block like the iterates; written
-            # trajectory by trajectory (10× faster than a transposing copy of their stack)
-            self._bank = np.empty(parts[0].shape + (len(parts),), dtype=np.result_type(*parts))
-            for r, part in enumerate(parts):
-                self._bank[..., r] = part
-            # nnz per step and trajectory, summed over workers for (CHUNK, M, d, R) banks
-            self._nnz = np.count_nonzero(self._bank.reshape(CHUNK, -1, len(parts)), axis=1)
+        if self._pos == CHUNK:
+            self._refill()
             self._pos = 0
         out = self._bank[self._pos]
         self.nnz = self._nnz[self._pos]
@@ -365,7 +366,7 @@ def run_steps(step, X, iters, log_every, metrics_fn=None, progress=None, extra=N
             cost = step(X, t, rec.alive)
             if costs:
                 rec.charge(*cost)
-            rec.check(X, t + 1) if finite is None else rec.check(X, t + 1, finite)
+            rec.check(X, t + 1, finite)
             rec.log(X, t + 1)
             if progress is not None:
                 progress(1)

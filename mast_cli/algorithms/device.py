@@ -345,9 +345,9 @@ class DeviceRecorder(Recorder):
         self.epochs = xp.zeros(self.R)
         self.coords = xp.zeros(self.R)
 
-    def check(self, X, t):
+    def check(self, X, t, finite=None):
         xp = self.xp
-        bad = self.alive & ~xp.isfinite(X).all(axis=0)
+        bad = self.alive & ~(xp.isfinite(X).all(axis=0) if finite is None else finite)
         self.diverged_at = xp.where(bad, t, self.diverged_at)
         self.alive &= ~bad
         xp.copyto(X, self.last_good, where=bad[None, :])

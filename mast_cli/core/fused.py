@@ -1197,10 +1197,6 @@ def _padded_width(w):
 #: Matrices with at least this many rows are cut into two row chunks (:func:`_row_chunks`).
 ROW_SPLIT_MIN = 8192
 
-#: id(matrix) -> (weak reference, its arrays, its row chunks (CSR matrices), shape)
-_CHUNKS = {}
-
-
 def _row_chunks(A):
     """The row chunks of a float64 CSR matrix A: [A] when it has fewer than
     :data:`ROW_SPLIT_MIN` rows, else [A[:h], A[h:]] with h = ⌊n/2⌋ rounded down to a
@@ -1210,12 +1206,13 @@ def _row_chunks(A):
     per column group, and the two chunks' sums are then added (chunk 0 + chunk 1): two
     threads can share a gradient by rows (each streams half the matrix, every column in
     full-width register panels) and the bits depend on the data only, never on the number
-    of threads or on the other columns.  Cached while A lives with the same arrays.
+    of threads or on the other columns.  Built (copies of the rows) at each call: the kernels
+    take them through :func:`_prepared_chunks`, which keeps them while A lives.
     """
     if A.shape[0] < ROW_SPLIT_MIN:
         return [A]
     h = (A.shape[0] // 2) // LOSS_ROWS * LOSS_ROWS
-    return _per_matrix(_CHUNKS, A, lambda A: [A[:h], A[h:]])
+    return [A[:h], A[h:]]
 
 
 #: Workspaces of :func:`_run` kept per calling thread (:func:`_workspace`); at most this many
@@ -1370,13 +1367,9 @@ def _run(A, Y, value, grad, groups, scale=None, l2=None):
     if not grad:
         return one, L, np.zeros((1, 1))
     G = np.empty((d, R))
-    two = len(chunks) == 2
+    two = len(chunks) == 2                        # _row_chunks: one chunk or two
     for q, (a, wa, _) in enumerate(ws.slices):
         G0 = ws.G[0][q]
-        if len(chunks) > 2:                       # not made by _row_chunks; kept general
-            G0 = G0.copy()
-            for c in range(1, len(chunks)):
-                G0 += ws.G[c][q]
         _finish(G0, ws.G[1][q] if two else G0, two, a, wa, 1.0 if scale is None else float(scale),
                 scale is not None, 0.0 if l2 is None else float(l2), Yc, l2 is not None, G)
     return one, L, G
